@@ -1,0 +1,50 @@
+"""Entry point of the ``gridflex`` command. Each stage registers its sub-commands here."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from gridflex import __version__
+from gridflex.cli import terms as terms_cli
+from gridflex.errors import GridflexError, InputError
+
+app = typer.Typer(
+    name="gridflex",
+    help="Flexible interconnection and DER orchestration for distribution grids.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(terms_cli.app, name="terms")
+
+# Exit codes shared by every sub-command.
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 3
+
+
+@app.command()
+def version() -> None:
+    """Print the gridflex version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Run the command; turn gridflex errors into a one-line message and an exit code."""
+    err = Console(stderr=True)
+    try:
+        app()
+    except InputError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(EXIT_BAD_INPUT)
+    except GridflexError as exc:
+        err.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
+        sys.exit(EXIT_FAILED)
+
+
+if __name__ == "__main__":
+    main()
