@@ -136,6 +136,13 @@ class VoltWattCurve(_Frozen):
 def _check_schedule(name: str, value: Any) -> Any:
     if value is None:
         return value
+    if isinstance(value, list | tuple) and value and isinstance(value[0], list | tuple):
+        sizes = [len(row) for row in value]
+        if len(sizes) != MONTHS or any(n != HOURS for n in sizes):
+            raise ValueError(
+                f"{name} has {sum(sizes)} values in {len(sizes)} rows of {sorted(set(sizes))}; a "
+                f"schedule needs {MONTHS} rows (months) of {HOURS} values (hours), local time"
+            )
     arr = np.asarray(value, dtype=float)
     if arr.size != MONTHS * HOURS:
         raise ValueError(
