@@ -1,0 +1,184 @@
+"""Database fixtures shared by the registry (``tests/derms``) and 2030.5 (``tests/sep2``) tests.
+
+Import them into an area's ``conftest.py``::
+
+    from tests.dbfixtures import _migrated_templates, db_backend, db_url, engine, session
+
+- ``db_backend``: ``"sqlite"`` or ``"postgresql"`` (the PostgreSQL param is marked ``postgres``).
+- ``db_url``: a fresh, EMPTY database of that backend (a temp SQLite file, or a uniquely named
+  PostgreSQL database created for the test and dropped afterwards).
+- ``engine``: an engine on a fresh database already migrated to head. For speed it is cloned from
+  a template migrated once per session (file copy for SQLite, ``CREATE DATABASE ... TEMPLATE``
+  for PostgreSQL); the migrations themselves are tested from an empty ``db_url``.
+- ``session``: a session on ``engine`` (closed afterwards; commit in the test as needed).
+
+PostgreSQL comes from ``GRIDFLEX_TEST_POSTGRES_URL`` (an admin URL, any database), defaulting to
+``postgresql://postgres@127.0.0.1:5432/postgres``. If the variable is SET and the server cannot be
+reached the tests FAIL (CI promised a server); if it is unset and nothing answers they are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import URL
+from sqlalchemy.orm import Session
+
+from gridflex.derms.db import make_engine, normalize_url, session_factory, upgrade
+
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@cache
+def _postgres_admin() -> tuple[URL | None, str]:
+    """(admin URL, reason) — URL is None when PostgreSQL is unavailable."""
+    raw = os.environ.get("GRIDFLEX_TEST_POSTGRES_URL")
+    url = normalize_url(raw or DEFAULT_POSTGRES_URL)
+    try:
+        import psycopg
+
+        psycopg.connect(
+            url.set(drivername="postgresql").render_as_string(hide_password=False),
+            connect_timeout=3,
+        ).close()
+    except Exception as exc:
+        where = url.render_as_string(hide_password=True)
+        if raw:
+            return None, (
+                f"GRIDFLEX_TEST_POSTGRES_URL is set to {where} but the server cannot be reached "
+                f"({type(exc).__name__}: {str(exc).strip()[:200]}); start it or unset the variable"
+            )
+        return None, f"no PostgreSQL at {where} and GRIDFLEX_TEST_POSTGRES_URL unset ({exc})"
+    return url, ""
+
+
+def _require_postgres() -> URL:
+    url, reason = _postgres_admin()
+    if url is None:
+        if os.environ.get("GRIDFLEX_TEST_POSTGRES_URL"):
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    return url
+
+
+def _admin_execute(admin: URL, sql: str) -> None:
+    engine = make_engine(admin, isolation_level="AUTOCOMMIT", poolclass=_null_pool())
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(sql))
+    finally:
+        engine.dispose()
+
+
+def _null_pool() -> type:
+    from sqlalchemy.pool import NullPool
+
+    return NullPool
+
+
+def _create_pg_database(template: str | None = None) -> tuple[URL, str]:
+    admin = _require_postgres()
+    name = f"gridflex_test_{uuid.uuid4().hex[:16]}"
+    suffix = f" TEMPLATE {template}" if template else ""
+    _admin_execute(admin, f'CREATE DATABASE "{name}"{suffix}')
+    return admin.set(database=name), name
+
+
+def _drop_pg_database(name: str) -> None:
+    admin = _require_postgres()
+    _admin_execute(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+)
+def db_backend(request: pytest.FixtureRequest) -> str:
+    """Which database backend the test runs on."""
+    backend: str = request.param
+    if backend == "postgresql":
+        _require_postgres()
+    return backend
+
+
+@pytest.fixture
+def db_url(db_backend: str, tmp_path: Path) -> Iterator[str]:
+    """URL of a fresh, empty database (dropped afterwards)."""
+    if db_backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'gridflex-test.sqlite'}"
+        return
+    url, name = _create_pg_database()
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        _drop_pg_database(name)
+
+
+@pytest.fixture(scope="session")
+def _migrated_templates(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, str]]:
+    """Per backend, a database migrated to head once per session (created on first use)."""
+    made: dict[str, str] = {}
+    yield made
+    if "postgresql" in made:
+        _drop_pg_database(made["postgresql"])
+
+
+def _template_for(backend: str, made: dict[str, str], base: Path) -> str:
+    if backend in made:
+        return made[backend]
+    if backend == "sqlite":
+        path = base / "template.sqlite"
+        engine = make_engine(f"sqlite:///{path}")
+        upgrade(engine)
+        with engine.connect() as conn:  # fold the WAL into the main file before copying it
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()
+        made[backend] = str(path)
+    else:
+        url, name = _create_pg_database()
+        upgrade(url)
+        made[backend] = name
+    return made[backend]
+
+
+@pytest.fixture
+def engine(
+    db_backend: str,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    _migrated_templates: dict[str, str],
+) -> Iterator[Engine]:
+    """An engine on a fresh database migrated to head (disposed and dropped afterwards)."""
+    base = tmp_path_factory.getbasetemp()
+    template = _template_for(db_backend, _migrated_templates, base)
+    if db_backend == "sqlite":
+        path = tmp_path / "gridflex-test.sqlite"
+        shutil.copyfile(template, path)
+        eng = make_engine(f"sqlite:///{path}")
+        try:
+            yield eng
+        finally:
+            eng.dispose()
+        return
+    url, name = _create_pg_database(template=template)
+    eng = make_engine(url)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+        _drop_pg_database(name)
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    """A session on the migrated test database (the test commits when it needs to)."""
+    with session_factory(engine)() as s:
+        yield s
