@@ -63,10 +63,15 @@ def _enum(value: str, enum: type[Any], field: str) -> Any:
         raise InputError(f"{field} {value!r} is not known", f"use one of: {allowed}") from None
 
 
-def _flush(session: Session, what: str) -> None:
-    """Flush inside a savepoint so a constraint violation leaves the session usable."""
+def _flush(session: Session, what: str, *new: Any) -> None:
+    """Add ``new`` objects and flush inside a savepoint.
+
+    A constraint violation rolls back only the savepoint (objects added in it are expunged), so
+    the caller's session stays usable, and becomes a ``ConflictError``.
+    """
     try:
         with session.begin_nested():
+            session.add_all(new)
             session.flush()
     except IntegrityError as exc:
         detail = str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
@@ -95,8 +100,7 @@ def add_aggregator(
     if not name.strip():
         raise InputError("aggregator.name is empty", "give the aggregator's name")
     agg = Aggregator(name=name.strip(), lfdi=lfdi, sfdi=sfdi, contact=contact)
-    session.add(agg)
-    _flush(session, f"aggregator {name!r}")
+    _flush(session, f"aggregator {name!r}", agg)
     return agg
 
 
@@ -147,8 +151,7 @@ def add_site(
         name=name.strip(), address=address, latitude=latitude, longitude=longitude,
         customer=customer,
     )  # fmt: skip
-    session.add(site)
-    _flush(session, f"site {name!r}")
+    _flush(session, f"site {name!r}", site)
     return site
 
 
@@ -188,8 +191,7 @@ def add_service_point(
         service_voltage_v=service_voltage_v, phases=phases, feeder=feeder,
         transformer=transformer,
     )  # fmt: skip
-    session.add(sp)
-    _flush(session, f"service point {number!r}")
+    _flush(session, f"service point {number!r}", sp)
     return sp
 
 
@@ -296,10 +298,9 @@ def add_der(
         )
     initial = lifecycle().initial
     der = Der(site_id=site_id, lifecycle_state=initial.value, **fields)
-    session.add(der)
-    _flush(session, f"DER {name or lfdi or ''!r}".strip())
-    session.add(LifecycleEvent(der_id=der.id, from_state=None, to_state=initial.value, actor=who))
-    _flush(session, f"lifecycle event of DER {der.id}")
+    _flush(session, f"DER {name or lfdi or ''!r}".strip(), der)
+    event = LifecycleEvent(der_id=der.id, from_state=None, to_state=initial.value, actor=who)
+    _flush(session, f"lifecycle event of DER {der.id}", event)
     return der
 
 
@@ -428,8 +429,7 @@ def transition(
         note=note,
     )  # fmt: skip
     der.lifecycle_state = target.value
-    session.add(event)
-    _flush(session, f"transition of DER {der_id}")
+    _flush(session, f"transition of DER {der_id}", event)
     return event
 
 
@@ -472,8 +472,7 @@ def add_program(
         name=name.strip(), constraint_kind=kind.value, constraint_element=constraint_element,
         capacity_kw=capacity_kw, description=description,
     )  # fmt: skip
-    session.add(program)
-    _flush(session, f"program {name!r}")
+    _flush(session, f"program {name!r}", program)
     return program
 
 
@@ -499,8 +498,8 @@ def add_program_member(session: Session, program_id: int, der_id: int, *, actor:
     get_program(session, program_id)
     get_der(session, der_id)
     if session.get(ProgramMember, (program_id, der_id)) is None:
-        session.add(ProgramMember(program_id=program_id, der_id=der_id, added_by=who))
-        _flush(session, f"membership of DER {der_id} in program {program_id}")
+        member = ProgramMember(program_id=program_id, der_id=der_id, added_by=who)
+        _flush(session, f"membership of DER {der_id} in program {program_id}", member)
 
 
 def remove_program_member(session: Session, program_id: int, der_id: int) -> None:
@@ -626,8 +625,7 @@ def add_terms(
         connection_id=cid, version=next_version, terms=payload, agreed_at=stored.agreed_at,
         created_by=who, agreed_override=bool(reasons), note=full_note,
     )  # fmt: skip
-    session.add(row)
-    _flush(session, f"terms version {next_version} of connection {cid!r}")
+    _flush(session, f"terms version {next_version} of connection {cid!r}", row)
     return row
 
 
