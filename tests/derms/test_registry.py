@@ -15,11 +15,14 @@ from tests.derms.conftest import AGG_A_LFDI, DER_A1_LFDI, Seeded
 
 def test_lfdi_lookups_are_case_insensitive(session: Session, seeded: Seeded) -> None:
     der = reg.find_der_by_lfdi(session, DER_A1_LFDI.upper())
-    assert der is not None and der.id == seeded.der_a
+    assert der is not None
+    assert der.id == seeded.der_a
     assert der.lfdi == DER_A1_LFDI.lower()
     assert reg.find_der_by_lfdi(session, DER_A1_LFDI.lower()) is der
     agg = reg.find_aggregator_by_lfdi(session, AGG_A_LFDI.lower())
-    assert agg is not None and agg.id == seeded.agg_a and agg.lfdi == AGG_A_LFDI.lower()
+    assert agg is not None
+    assert agg.id == seeded.agg_a
+    assert agg.lfdi == AGG_A_LFDI.lower()
     assert reg.find_der_by_lfdi(session, "f" * 40) is None
 
 
@@ -98,7 +101,7 @@ def test_update_der(session: Session, seeded: Seeded) -> None:
     }  # fmt: skip
     with pytest.raises(InputError, match="lifecycle_state changes through a transition"):
         reg.update_der(session, seeded.der_free, actor="op", lifecycle_state="operating")
-    with pytest.raises(InputError, match="nameplate_kva = 10.0 is below nameplate_kw"):
+    with pytest.raises(InputError, match=r"nameplate_kva = 10\.0 is below nameplate_kw"):
         reg.update_der(session, seeded.der_free, actor="op", nameplate_kva=10.0)
 
 
