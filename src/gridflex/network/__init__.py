@@ -52,9 +52,9 @@ def load_network(source: str | Path) -> Network:
     """
     text = str(source)
     if text.lower().startswith("simbench:"):
-        from gridflex.network import pandapower_import  # type: ignore[attr-defined]
+        from gridflex.network import pandapower_import
 
-        return pandapower_import.load_simbench(text.split(":", 1)[1])  # type: ignore[no-any-return]
+        return pandapower_import.load_simbench(text.split(":", 1)[1])
     from gridflex.network.opendss import load_opendss
 
     return load_opendss(Path(source))

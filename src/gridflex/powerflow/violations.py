@@ -1,0 +1,401 @@
+"""Operating-limit violations over time-series result arrays.
+
+Pure functions over ``(T, N)`` arrays return one tidy table with the columns of
+``violations.csv`` (the result-file contract, see ``docs/sim.md``):
+
+``time`` (UTC), ``element`` (node ``bus.phase`` or branch ``class.name``), ``kind`` (one of
+:data:`VIOLATION_KINDS`), ``value``, ``limit``.
+
+The default limits (ANSI C84.1 Range A, 100 % of the normal and emergency ratings, no reverse
+power) live in ``data/limits_ansi_c84_1.yaml`` with their citations, never in code.
+
+References
+----------
+.. [1] ANSI C84.1-2020, *American National Standard for Electric Power Systems and Equipment -
+   Voltage Ratings (60 Hz)*, Table 1, Range A.
+.. [2] Ameren Illinois, *Flexible Interconnection and DER Orchestration Report, Phase 1*
+   (``001_9847d8232b845ab9.txt``), "Flexible Interconnection Impacts on Distribution Services".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import yaml
+
+from gridflex.errors import InputError
+
+#: The ``kind`` values of ``violations.csv``, in the order rows are sorted within a time step.
+VIOLATION_KINDS: tuple[str, ...] = (
+    "undervoltage",
+    "overvoltage",
+    "thermal_normal",
+    "thermal_emergency",
+    "reverse_power",
+)
+
+#: Columns of ``violations.csv``.
+VIOLATION_COLUMNS: tuple[str, ...] = ("time", "element", "kind", "value", "limit")
+
+DEFAULT_LIMITS_FILE = "limits_ansi_c84_1.yaml"
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Operating limits used to flag violations.
+
+    Attributes
+    ----------
+    undervoltage_pu, overvoltage_pu:
+        Node-voltage band in per unit of each node's base (ANSI C84.1 Range A by default [1]_).
+    thermal_normal_pct, thermal_emergency_pct:
+        Loading limits in percent of the element's normal and emergency rating.
+    reverse_min_p_kw:
+        Active power into the substation source / a regulator below which flow counts as reverse.
+    name, sources:
+        Name of the limit set and the citation of each group (for reports).
+    """
+
+    undervoltage_pu: float
+    overvoltage_pu: float
+    thermal_normal_pct: float
+    thermal_emergency_pct: float
+    reverse_min_p_kw: float
+    name: str = "custom"
+    sources: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.undervoltage_pu < self.overvoltage_pu:
+            raise InputError(
+                f"voltage limits undervoltage_pu={self.undervoltage_pu} and overvoltage_pu="
+                f"{self.overvoltage_pu} are not an increasing pair of positive numbers",
+                "give 0 < undervoltage_pu < overvoltage_pu (e.g. 0.95 and 1.05)",
+            )
+        for field in ("thermal_normal_pct", "thermal_emergency_pct"):
+            if not getattr(self, field) > 0:
+                raise InputError(
+                    f"limit {field}={getattr(self, field)} must be positive",
+                    "give a loading limit in percent of the rating (e.g. 100)",
+                )
+
+
+def _require(mapping: Any, key: str, where: str) -> Any:
+    if not isinstance(mapping, dict) or key not in mapping:
+        raise InputError(f"{where}: missing field '{key}'", f"add '{key}' to the limits file")
+    return mapping[key]
+
+
+def load_limits(path: str | Path | None = None) -> Limits:
+    """Read a limits file (YAML); without a path, the packaged ANSI C84.1 Range A default.
+
+    Parameters
+    ----------
+    path:
+        A YAML file with ``voltage.undervoltage_pu``, ``voltage.overvoltage_pu``,
+        ``thermal.normal_pct``, ``thermal.emergency_pct``, ``reverse_power.min_p_kw``, each group
+        with a ``source``.
+
+    Returns
+    -------
+    Limits
+    """
+    if path is None:
+        text = (
+            resources.files("gridflex.powerflow")
+            .joinpath("data", DEFAULT_LIMITS_FILE)
+            .read_text(encoding="utf-8")
+        )
+        where = f"gridflex/powerflow/data/{DEFAULT_LIMITS_FILE}"
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"limits file {p} does not exist", "give the path of a YAML file")
+        text = p.read_text(encoding="utf-8")
+        where = str(p)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(f"{where}: not valid YAML ({exc})", "correct the YAML syntax") from exc
+    voltage = _require(data, "voltage", where)
+    thermal = _require(data, "thermal", where)
+    reverse = _require(data, "reverse_power", where)
+    try:
+        return Limits(
+            undervoltage_pu=float(_require(voltage, "undervoltage_pu", f"{where}: voltage")),
+            overvoltage_pu=float(_require(voltage, "overvoltage_pu", f"{where}: voltage")),
+            thermal_normal_pct=float(_require(thermal, "normal_pct", f"{where}: thermal")),
+            thermal_emergency_pct=float(_require(thermal, "emergency_pct", f"{where}: thermal")),
+            reverse_min_p_kw=float(_require(reverse, "min_p_kw", f"{where}: reverse_power")),
+            name=str(data.get("name", Path(where).stem)),
+            sources=tuple(str(g.get("source", "")) for g in (voltage, thermal, reverse)),
+        )
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{where}: a limit is not a number ({exc})", "give numbers") from exc
+
+
+def _as_time_index(time: Sequence[Any] | pd.DatetimeIndex | npt.NDArray[Any]) -> pd.DatetimeIndex:
+    idx = pd.DatetimeIndex(time)  # type: ignore[arg-type]
+    if idx.tz is None:
+        raise InputError(
+            "time stamps of a result have no time zone",
+            "pass timezone-aware UTC times (gridflex keeps time in UTC inside)",
+        )
+    return idx.tz_convert("UTC")
+
+
+def _frame(
+    time: pd.DatetimeIndex,
+    names: Sequence[str],
+    t_idx: npt.NDArray[np.intp],
+    e_idx: npt.NDArray[np.intp],
+    kind: str,
+    value: FloatArray,
+    limit: FloatArray,
+) -> pd.DataFrame:
+    names_arr = np.asarray(names, dtype=object)
+    return pd.DataFrame(
+        {
+            "time": time[t_idx],
+            "element": names_arr[e_idx],
+            "kind": pd.Categorical([kind] * len(t_idx), categories=list(VIOLATION_KINDS)),
+            "value": value,
+            "limit": limit,
+        }
+    )
+
+
+def _check_shape(arr: FloatArray, n_time: int, names: Sequence[str], what: str) -> FloatArray:
+    a = np.asarray(arr, dtype=np.float64)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.shape != (n_time, len(names)):
+        raise InputError(
+            f"{what} has shape {a.shape}, expected (steps, elements) = ({n_time}, {len(names)})",
+            "pass one row per time step and one column per named element",
+        )
+    return a
+
+
+def empty_violations() -> pd.DataFrame:
+    """An empty table with the ``violations.csv`` columns and dtypes."""
+    return pd.DataFrame(
+        {
+            "time": pd.DatetimeIndex([], tz="UTC"),
+            "element": pd.Series([], dtype=object),
+            "kind": pd.Categorical([], categories=list(VIOLATION_KINDS)),
+            "value": pd.Series([], dtype=np.float64),
+            "limit": pd.Series([], dtype=np.float64),
+        }
+    )
+
+
+def voltage_violations(
+    time: Sequence[Any] | pd.DatetimeIndex,
+    node_names: Sequence[str],
+    v_pu: FloatArray,
+    *,
+    undervoltage_pu: float,
+    overvoltage_pu: float,
+) -> pd.DataFrame:
+    """Node-phases outside the voltage band, one row per node and time step.
+
+    Parameters
+    ----------
+    time:
+        ``T`` timezone-aware time stamps.
+    node_names:
+        ``N`` node names (``bus.phase``).
+    v_pu:
+        ``(T, N)`` voltage magnitudes in per unit of each node's base. NaN entries (steps that did
+        not converge, reported separately) are not flagged.
+    undervoltage_pu, overvoltage_pu:
+        The band; a value strictly below / above it is a violation (ANSI C84.1 Range A [1]_).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``time, element, kind, value, limit``; ``kind`` is ``undervoltage`` or
+        ``overvoltage``; ``value`` the voltage in pu, ``limit`` the band edge crossed.
+    """
+    t = _as_time_index(time)
+    v = _check_shape(v_pu, len(t), node_names, "v_pu")
+    frames = []
+    for kind, mask, lim in (
+        ("undervoltage", v < undervoltage_pu, undervoltage_pu),
+        ("overvoltage", v > overvoltage_pu, overvoltage_pu),
+    ):
+        ti, ei = np.nonzero(mask)
+        frames.append(_frame(t, node_names, ti, ei, kind, v[ti, ei], np.full(len(ti), lim)))
+    return pd.concat(frames, ignore_index=True)
+
+
+def thermal_violations(
+    time: Sequence[Any] | pd.DatetimeIndex,
+    branch_names: Sequence[str],
+    loading_pct: FloatArray,
+    loading_emerg_pct: FloatArray | None = None,
+    *,
+    normal_pct: float = 100.0,
+    emergency_pct: float = 100.0,
+) -> pd.DataFrame:
+    """Branches loaded above their normal and emergency ratings.
+
+    Parameters
+    ----------
+    time:
+        ``T`` timezone-aware time stamps.
+    branch_names:
+        ``B`` branch names (``class.name``).
+    loading_pct:
+        ``(T, B)`` loading in percent of each branch's normal rating (max over phases and
+        terminals), as in ``branch_loading.parquet``.
+    loading_emerg_pct:
+        ``(T, B)`` loading in percent of the emergency rating, or None to skip that check.
+    normal_pct, emergency_pct:
+        Limits in percent of the respective rating.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``thermal_normal`` rows: ``value`` the loading in % of the normal rating, ``limit``
+        ``normal_pct``. ``thermal_emergency`` rows (a branch above its emergency rating is also
+        above its normal one and gets both rows): ``value`` again in % of the *normal* rating, so
+        every thermal row reads on one scale, and ``limit`` the emergency limit expressed in % of
+        the normal rating (``emergency_pct`` x emergency rating / normal rating).
+    """
+    t = _as_time_index(time)
+    load = _check_shape(loading_pct, len(t), branch_names, "loading_pct")
+    ti, ei = np.nonzero(load > normal_pct)
+    frames = [
+        _frame(
+            t, branch_names, ti, ei, "thermal_normal", load[ti, ei], np.full(len(ti), normal_pct)
+        )
+    ]
+    if loading_emerg_pct is not None:
+        emerg = _check_shape(loading_emerg_pct, len(t), branch_names, "loading_emerg_pct")
+        ti, ei = np.nonzero(emerg > emergency_pct)
+        value = load[ti, ei]
+        # normal/emergency rating ratio from the two loadings of the same current
+        limit = emergency_pct * value / emerg[ti, ei]
+        frames.append(_frame(t, branch_names, ti, ei, "thermal_emergency", value, limit))
+    return pd.concat(frames, ignore_index=True)
+
+
+def reverse_power_violations(
+    time: Sequence[Any] | pd.DatetimeIndex,
+    element_names: Sequence[str],
+    p_kw: FloatArray,
+    *,
+    min_p_kw: float = 0.0,
+) -> pd.DataFrame:
+    """Active power through the substation source or a regulator below ``min_p_kw``.
+
+    Parameters
+    ----------
+    time:
+        ``T`` timezone-aware time stamps.
+    element_names:
+        ``E`` element names (``vsource.source``, ``transformer.reg1a``, ...).
+    p_kw:
+        ``(T, E)`` (or ``(T,)`` for one element) active power flowing into the element from the
+        source side, kW; negative means reverse flow [2]_.
+    min_p_kw:
+        Flow strictly below this value is flagged.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``reverse_power`` rows; ``value`` the power in kW, ``limit`` ``min_p_kw``.
+    """
+    t = _as_time_index(time)
+    p = _check_shape(p_kw, len(t), element_names, "p_kw")
+    ti, ei = np.nonzero(p < min_p_kw)
+    return _frame(t, element_names, ti, ei, "reverse_power", p[ti, ei], np.full(len(ti), min_p_kw))
+
+
+def sort_violations(table: pd.DataFrame) -> pd.DataFrame:
+    """Sort by time, kind (in :data:`VIOLATION_KINDS` order) and element; fresh index."""
+    return table.sort_values(["time", "kind", "element"], kind="stable").reset_index(drop=True)
+
+
+class _ResultLike(Protocol):
+    """What :func:`find_violations` reads of a ``TimeSeriesResult``."""
+
+    time: Any
+    node_names: Any
+    v_pu: Any
+    branch_names: Any
+    branch_loading_pct: Any
+    branch_loading_emerg_pct: Any
+    source_p_kw: Any
+    regulator_names: Any
+    regulator_p_kw: Any
+
+
+#: Name of the substation source in the reverse-power rows.
+SOURCE_ELEMENT = "vsource.source"
+
+
+def find_violations(
+    result: _ResultLike, limits: Limits | None = None, *, source_name: str = SOURCE_ELEMENT
+) -> pd.DataFrame:
+    """Every violation of a time-series result, sorted by time, kind and element.
+
+    Parameters
+    ----------
+    result:
+        A ``gridflex.powerflow.TimeSeriesResult`` (or any object with its array attributes).
+    limits:
+        The limits; default :func:`load_limits` (ANSI C84.1 Range A).
+    source_name:
+        Element name used for the substation source's reverse-power rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The ``violations.csv`` table.
+    """
+    lim = limits if limits is not None else load_limits()
+    time = _as_time_index(result.time)
+    parts = [
+        voltage_violations(
+            time,
+            list(result.node_names),
+            result.v_pu,
+            undervoltage_pu=lim.undervoltage_pu,
+            overvoltage_pu=lim.overvoltage_pu,
+        ),
+        thermal_violations(
+            time,
+            list(result.branch_names),
+            result.branch_loading_pct,
+            result.branch_loading_emerg_pct,
+            normal_pct=lim.thermal_normal_pct,
+            emergency_pct=lim.thermal_emergency_pct,
+        ),
+        reverse_power_violations(
+            time,
+            [source_name],
+            np.asarray(result.source_p_kw, dtype=np.float64).reshape(len(time), -1)[:, :1],
+            min_p_kw=lim.reverse_min_p_kw,
+        ),
+    ]
+    reg_names = list(result.regulator_names)
+    if reg_names:
+        parts.append(
+            reverse_power_violations(
+                time, reg_names, result.regulator_p_kw, min_p_kw=lim.reverse_min_p_kw
+            )
+        )
+    return sort_violations(pd.concat(parts, ignore_index=True))
