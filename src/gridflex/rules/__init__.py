@@ -18,16 +18,25 @@ from gridflex.rules.defaults import (
     volt_watt_default,
     voltage_trip_defaults,
 )
+from gridflex.rules.engine import CHECKERS, check, resolve_rulesets
+from gridflex.rules.findings import Finding, Option, Report, Status
 from gridflex.rules.ruleset import Rule, RuleSet, builtin_names, load_ruleset
 
 __all__ = [
+    "CHECKERS",
+    "Finding",
+    "Option",
+    "Report",
     "Rule",
     "RuleSet",
+    "Status",
     "TripSetting",
     "VoltVarCurve",
     "builtin_names",
+    "check",
     "frequency_trip_defaults",
     "load_ruleset",
+    "resolve_rulesets",
     "seed_volt_watt_curve",
     "volt_var_default",
     "volt_watt_default",
