@@ -8,6 +8,8 @@ import typer
 from rich.console import Console
 
 from gridflex import __version__
+from gridflex.cli import check as check_cli
+from gridflex.cli import meterdata as meterdata_cli
 from gridflex.cli import terms as terms_cli
 from gridflex.errors import GridflexError, InputError
 
@@ -19,6 +21,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(terms_cli.app, name="terms")
+app.add_typer(meterdata_cli.app, name="meterdata")
+app.command("check")(check_cli.check)
 
 # Exit codes shared by every sub-command.
 EXIT_OK = 0

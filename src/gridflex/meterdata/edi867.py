@@ -102,7 +102,9 @@ class Edi867:
         ``channel`` (REF*6W), ``unmetered``.
     transactions:
         One row per ST: ``control_number``, ``service_point``, ``account``, ``period_start``,
-        ``period_end`` (UTC, NaT when the file gives none), ``purpose`` (BPT01),
+        ``period_end`` (UTC: from DTM*150/151 when they carry a time, else the extent of the
+        transaction's intervals), ``service_start_date`` / ``service_end_date`` (the DTM*150 /
+        151 dates, local), ``purpose`` (BPT01),
         ``report_type`` (BPT04), ``meters``, ``intervals``, ``total_kwh``, ``estimated``
         (QTY*KA count), ``elapsed_hour_labels`` (stamps read with the elapsed-hours rule),
         ``ignored_loops``.
@@ -414,12 +416,18 @@ def _read_transaction(
             if seg.el(1) in _QTY_SIGN:
                 _check_total(seg, 2, total, f"service point {service_point}", source)
     ps, pe = txn_period.get("150"), txn_period.get("151")
+    # A dated-only service period (the Illinois monthly form) says which days, not which
+    # instants: the instants then come from the intervals themselves.
+    start_at = ps[0] if ps and ps[1] else min((r["interval_start"] for r in rows), default=None)
+    end_at = pe[0] if pe and pe[1] else max((r["interval_end"] for r in rows), default=None)
     txn_row = {
         "control_number": txn.control_number,
         "service_point": service_point,
         "account": account,
-        "period_start": ps[0] if ps else None,
-        "period_end": pe[0] if pe else None,
+        "period_start": start_at,
+        "period_end": end_at,
+        "service_start_date": _date_text(ps[2]) if ps else "",
+        "service_end_date": _date_text(pe[2]) if pe else "",
         "purpose": bpt.el(1),
         "report_type": bpt.el(4),
         "meters": len(meter_rows),
@@ -431,6 +439,11 @@ def _read_transaction(
         "_seg": st.number,
     }
     return rows, meter_rows, txn_row
+
+
+def _date_text(seg: Segment) -> str:
+    d = seg.el(2)
+    return f"{d[:4]}-{d[4:6]}-{d[6:8]}"
 
 
 def _check_total(seg: Segment, position: int, actual: float, what: str, source: str) -> None:
