@@ -247,33 +247,52 @@ class _Connection:
         return True
 
 
-async def _lifespan(app: ASGIApp, kind: str) -> None:
-    """Run the ASGI lifespan ``startup`` or ``shutdown`` step when the app supports it."""
-    sent = False
-    done = asyncio.Event()
+class _Lifespan:
+    """Drive the ASGI lifespan protocol: one app call spanning startup and shutdown."""
 
-    async def receive() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": f"lifespan.{kind}"}
-        await asyncio.Event().wait()
-        return {}
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self.started = asyncio.Event()
+        self.stopped = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
 
-    async def send(message: Message) -> None:
-        if message["type"].startswith(f"lifespan.{kind}."):
-            done.set()
+    async def _receive(self) -> Message:
+        return await self.inbox.get()
 
-    task = asyncio.ensure_future(
-        app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
-    )
-    waiter = asyncio.ensure_future(done.wait())
-    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
-    if not task.done():
-        task.cancel()
-    with contextlib.suppress(BaseException):
-        await task
+    async def _send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind.startswith("lifespan.startup."):
+            if kind.endswith(".failed"):
+                log.error("application startup failed: %s", message.get("message", ""))
+            self.started.set()
+        elif kind.startswith("lifespan.shutdown."):
+            self.stopped.set()
+
+    async def _run(self) -> None:
+        try:
+            await self.app(
+                {"type": "lifespan", "asgi": {"version": "3.0"}}, self._receive, self._send
+            )
+        except Exception:
+            pass  # apps without lifespan support raise on the unknown scope type: that is allowed
+        finally:
+            self.started.set()
+            self.stopped.set()
+
+    async def startup(self) -> None:
+        self.task = asyncio.ensure_future(self._run())
+        await self.inbox.put({"type": "lifespan.startup"})
+        await self.started.wait()
+
+    async def shutdown(self) -> None:
+        await self.inbox.put({"type": "lifespan.shutdown"})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopped.wait(), 10)
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            with contextlib.suppress(BaseException):
+                await self.task
 
 
 async def serve_socket(
@@ -298,7 +317,8 @@ async def serve_socket(
             if task is not None:
                 connections.discard(task)
 
-    await _lifespan(app, "startup")
+    lifespan = _Lifespan(app)
+    await lifespan.startup()
     server = await asyncio.start_server(
         on_connect, sock=sock, ssl=ssl_context, ssl_handshake_timeout=15.0, backlog=2048
     )
@@ -311,7 +331,7 @@ async def serve_socket(
         await asyncio.gather(*connections, return_exceptions=True)
         with contextlib.suppress(Exception):
             await server.wait_closed()
-        await _lifespan(app, "shutdown")
+        await lifespan.shutdown()
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -327,9 +347,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 def _new_loop() -> asyncio.AbstractEventLoop:
     try:
-        import uvloop  # optional: a faster event loop when installed
+        import uvloop  # type: ignore[import-not-found,unused-ignore]  # optional, faster loop
 
-        return uvloop.new_event_loop()  # type: ignore[no-any-return]
+        return uvloop.new_event_loop()  # type: ignore[no-any-return,unused-ignore]
     except ImportError:
         return asyncio.new_event_loop()
 

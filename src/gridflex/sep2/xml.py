@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]
 from pydantic import ValidationError
 from pydantic_xml import BaseXmlModel
 

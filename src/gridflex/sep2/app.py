@@ -1,0 +1,880 @@
+"""The IEEE 2030.5 ASGI application: routes, status codes, XML in and out.
+
+The edge of the server (envoy's ``api`` layer): it reads the client's LFDI from the ASGI ``tls``
+extension (filled by :mod:`gridflex.sep2.server`), resolves the caller's scope, calls
+:mod:`gridflex.sep2.manager` inside one transaction, renders the envoy-schema model, and maps
+domain errors to status codes (InputError 400, PermissionDenied 403, NotFound 404, Conflict 409,
+oversized XML 413).
+
+Resource hrefs follow envoy's site-scoped layout (``envoy_schema.server.schema.uri``):
+``/dcap``, ``/tm``, ``/edev``, ``/edev/{id}``, ``/edev/{id}/rg``, ``/edev/{id}/fsa``,
+``/edev/{id}/fsa/1``, ``/edev/{id}/derp``, ``/edev/{id}/derp/{p}``, ``.../derc``, ``.../derc/{c}``,
+``.../actderc``, ``.../dderc``, ``/edev/{id}/der``, ``/edev/{id}/der/1`` with ``dercap``, ``derg``,
+``ders``, ``dera``, ``/edev/{id}/sub``, ``/mup``, ``/mup/{id}``, and ``/rsps/derc/rsp`` where
+clients POST Responses.
+
+List paging (IEEE 2030.5-2018 clause 8.3.4.2): ``s`` start index (default 0), ``l`` limit
+(default 1, at most :data:`MAX_PAGE`), ``a`` "after" (epoch seconds; lists of time-stamped items
+keep those at or after it). ``all`` is the list's size, ``results`` the items returned.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from envoy_schema.server.schema.sep2 import der as der_schema
+from envoy_schema.server.schema.sep2.der_control_types import ActivePower
+from envoy_schema.server.schema.sep2.device_capability import DeviceCapabilityResponse
+from envoy_schema.server.schema.sep2.end_device import (
+    EndDeviceListResponse,
+    EndDeviceRequest,
+    EndDeviceResponse,
+    RegistrationResponse,
+)
+from envoy_schema.server.schema.sep2.error import ErrorResponse
+from envoy_schema.server.schema.sep2.event import EventStatus
+from envoy_schema.server.schema.sep2.function_set_assignments import (
+    FunctionSetAssignmentsListResponse,
+    FunctionSetAssignmentsResponse,
+)
+from envoy_schema.server.schema.sep2.identification import Link, ListLink
+from envoy_schema.server.schema.sep2.metering_mirror import (
+    MirrorMeterReading,
+    MirrorUsagePoint,
+    MirrorUsagePointListResponse,
+    MirrorUsagePointRequest,
+)
+from envoy_schema.server.schema.sep2.pub_sub import Subscription as SubscriptionModel
+from envoy_schema.server.schema.sep2.pub_sub import SubscriptionEncoding, SubscriptionListResponse
+from envoy_schema.server.schema.sep2.response import DERControlResponse as ResponseModel
+from envoy_schema.server.schema.sep2.time import TimeResponse
+from envoy_schema.server.schema.sep2.types import (
+    DateTimeIntervalType,
+    ReasonCodeType,
+    ServiceKind,
+    SubscribableType,
+    TimeQualityType,
+)
+from pydantic_xml import BaseXmlModel
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from gridflex.derms.db import session_factory
+from gridflex.errors import (
+    ConflictError,
+    GridflexError,
+    InputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from gridflex.sep2 import manager, schedule
+from gridflex.sep2 import xml as sepxml
+from gridflex.sep2.identity import ClientScope
+from gridflex.sep2.persistence import DerControl, DerProgram, EndDevice
+from gridflex.sep2.persistence import MirrorUsagePoint as MupRow
+from gridflex.sep2.persistence import Subscription as SubscriptionRow
+
+log = logging.getLogger("gridflex.sep2.app")
+
+MAX_PAGE = 500
+DEFAULT_POLL_RATE_S = 300
+"""Poll rate advertised to clients (CSIP-AUS deployments poll DERControlLists every 5 minutes)."""
+DEFAULT_POST_RATE_S = 300
+RESPONSE_REQUIRED = "03"
+"""responseRequired on DERControls: bit 0 message received, bit 1 specific response (CSIP)."""
+RESPONSE_HREF = "/rsps/derc/rsp"
+NOSUB = SubscribableType.resource_does_not_support_subscriptions
+SUB = SubscribableType.resource_supports_non_conditional_subscriptions
+DER_INFO_MODELS: dict[str, type[BaseXmlModel]] = {
+    "dercap": der_schema.DERCapability,
+    "derg": der_schema.DERSettings,
+    "ders": der_schema.DERStatus,
+    "dera": der_schema.DERAvailability,
+}
+"""What clients write about their DER, by path segment (IEEE 2030.5-2018 clause 10.10)."""
+
+
+@dataclass(frozen=True)
+class Sep2Settings:
+    """Deployment choices of the 2030.5 server."""
+
+    csip_aus_ns: str = sepxml.CSIP_AUS_NS_V12
+    """CSIP-AUS namespace written in responses (v1.2 by default; :data:`xml.CSIP_AUS_NS_V13`)."""
+    tz: str = "America/Chicago"
+    """Zone the Time resource reports local time and DST rules for."""
+    poll_rate_s: int = DEFAULT_POLL_RATE_S
+    post_rate_s: int = DEFAULT_POST_RATE_S
+    max_xml_bytes: int = sepxml.DEFAULT_MAX_XML_BYTES
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+
+
+def _epoch(t: dt.datetime) -> int:
+    return int(t.timestamp())
+
+
+def _from_epoch(s: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(s, dt.UTC)
+
+
+def _watts(w: float | None) -> ActivePower | None:
+    """A power in W as value × 10^multiplier with an integer value (exact for whole W)."""
+    if w is None:
+        return None
+    if float(w).is_integer():
+        return ActivePower(multiplier=0, value=int(w))
+    return ActivePower(multiplier=-3, value=round(w * 1000))
+
+
+def watts_of(p: ActivePower | None) -> float | None:
+    """The W of an ActivePower (value × 10^multiplier)."""
+    return None if p is None else p.value * 10.0**p.multiplier
+
+
+# ---- paging -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Page:
+    start: int
+    limit: int
+    after: dt.datetime | None
+
+
+def page_of(request: Request) -> Page:
+    q = request.query_params
+
+    def integer(name: str, default: int, lo: int, hi: int) -> int:
+        raw = q.get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError as exc:
+            raise InputError(f"query parameter {name}={raw!r} is not an integer", "") from exc
+        if not lo <= value <= hi:
+            raise InputError(f"query parameter {name}={value} is outside {lo}..{hi}", "")
+        return value
+
+    after = integer("a", -1, 0, 2**40)
+    return Page(
+        start=integer("s", 0, 0, 2**31),
+        limit=integer("l", 1, 0, MAX_PAGE),
+        after=None if after < 0 else _from_epoch(after),
+    )
+
+
+# ---- the app ------------------------------------------------------------------------------------
+class Sep2App:
+    """Holds the engine, settings and session factory; ``asgi`` is the Starlette application."""
+
+    def __init__(self, engine: Engine, settings: Sep2Settings | None = None) -> None:
+        self.engine = engine
+        self.settings = settings or Sep2Settings()
+        self.sessions: sessionmaker[Session] = session_factory(engine)
+        self.asgi = Starlette(routes=self.routes())
+
+    # -- plumbing --------------------------------------------------------------------------------
+    def now(self) -> dt.datetime:
+        return self.settings.clock()
+
+    def xml(
+        self, entity: BaseXmlModel, status: int = 200, headers: dict[str, str] | None = None
+    ) -> Response:
+        return Response(
+            sepxml.render(entity, csip_aus_ns=self.settings.csip_aus_ns),
+            status_code=status,
+            media_type=sepxml.CONTENT_TYPE,
+            headers=headers,
+        )
+
+    def error(self, status: int, message: str, reason: int = 1) -> Response:
+        return self.xml(ErrorResponse(reasonCode=ReasonCodeType(reason), message=message), status)
+
+    @contextmanager
+    def transaction(self, request: Request) -> Iterator[tuple[Session, ClientScope]]:
+        tls = request.scope.get("extensions", {}).get("tls", {})
+        lfdi = tls.get("client_lfdi")
+        if not lfdi:
+            raise PermissionDeniedError("no client certificate was presented")
+        with self.sessions.begin() as session:
+            yield session, manager.resolve_scope(session, lfdi)
+
+    def endpoint(self, fn: Callable[..., Response]) -> Callable[[Request], Any]:
+        """Wrap a handler: errors → status codes; the handler runs in a worker thread."""
+        from starlette.concurrency import run_in_threadpool
+
+        async def run(request: Request) -> Response:
+            body = await request.body() if request.method in ("POST", "PUT") else b""
+            try:
+                return await run_in_threadpool(fn, request, body)
+            except sepxml.XmlRejectedError as exc:
+                return self.error(exc.status, str(exc), 0)
+            except PermissionDeniedError as exc:
+                return self.error(403, str(exc))
+            except NotFoundError as exc:
+                return self.error(404, str(exc))
+            except ConflictError as exc:
+                return self.error(409, str(exc))
+            except InputError as exc:
+                return self.error(400, str(exc))
+            except GridflexError as exc:
+                log.exception("2030.5 request failed")
+                return self.error(500, f"{type(exc).__name__}: {exc}", 16384)
+
+        return run
+
+    def routes(self) -> list[BaseRoute]:
+        e = self.endpoint
+        edev = "/edev/{edev_id:int}"
+        derp = edev + "/derp/{derp_id:int}"
+        der = edev + "/der/{der_id:int}"
+        return [
+            Route("/dcap", e(self.get_dcap), methods=["GET"]),
+            Route("/tm", e(self.get_time), methods=["GET"]),
+            Route("/edev", e(self.get_edev_list), methods=["GET"]),
+            Route("/edev", e(self.post_edev), methods=["POST"]),
+            Route(edev, e(self.get_edev), methods=["GET"]),
+            Route(edev + "/rg", e(self.get_registration), methods=["GET"]),
+            Route(edev + "/fsa", e(self.get_fsa_list), methods=["GET"]),
+            Route(edev + "/fsa/{fsa_id:int}", e(self.get_fsa), methods=["GET"]),
+            Route(edev + "/fsa/{fsa_id:int}/derp", e(self.get_derp_list), methods=["GET"]),
+            Route(edev + "/derp", e(self.get_derp_list), methods=["GET"]),
+            Route(derp, e(self.get_derp), methods=["GET"]),
+            Route(derp + "/derc", e(self.get_derc_list), methods=["GET"]),
+            Route(derp + "/actderc", e(self.get_actderc_list), methods=["GET"]),
+            Route(derp + "/derc/{derc_id:int}", e(self.get_derc), methods=["GET"]),
+            Route(derp + "/dderc", e(self.get_dderc), methods=["GET"]),
+            Route(edev + "/der", e(self.get_der_list), methods=["GET"]),
+            Route(der, e(self.get_der), methods=["GET"]),
+            Route(der + "/{kind:str}", e(self.get_der_info), methods=["GET"]),
+            Route(der + "/{kind:str}", e(self.put_der_info), methods=["PUT"]),
+            Route(edev + "/sub", e(self.get_sub_list), methods=["GET"]),
+            Route(edev + "/sub", e(self.post_sub), methods=["POST"]),
+            Route(edev + "/sub/{sub_id:int}", e(self.get_sub), methods=["GET"]),
+            Route(edev + "/sub/{sub_id:int}", e(self.delete_sub), methods=["DELETE"]),
+            Route("/mup", e(self.get_mup_list), methods=["GET"]),
+            Route("/mup", e(self.post_mup), methods=["POST"]),
+            Route("/mup/{mup_id:int}", e(self.get_mup), methods=["GET"]),
+            Route("/mup/{mup_id:int}", e(self.post_mmr), methods=["POST"]),
+            Route(RESPONSE_HREF, e(self.post_response), methods=["POST"]),
+        ]
+
+    # -- function set: device capability and time -----------------------------------------------
+    def get_dcap(self, request: Request, _body: bytes) -> Response:
+        with self.transaction(request) as (session, scope):
+            n_edev = session.scalar(
+                select(func.count()).select_from(manager.visible_devices_stmt(scope).subquery())
+            )
+            n_mup = session.scalar(
+                select(func.count()).select_from(manager.visible_mups_stmt(scope).subquery())
+            )
+        return self.xml(
+            DeviceCapabilityResponse(
+                href="/dcap",
+                pollRate=self.settings.poll_rate_s,
+                TimeLink=Link(href="/tm"),
+                EndDeviceListLink=ListLink(href="/edev", all_=n_edev or 0),
+                MirrorUsagePointListLink=ListLink(href="/mup", all_=n_mup or 0),
+            )
+        )
+
+    def get_time(self, request: Request, _body: bytes) -> Response:
+        with self.transaction(request):
+            pass  # only authenticated clients
+        now = self.now()
+        tz = ZoneInfo(self.settings.tz)
+        dst_start, dst_end, dst_offset_s = _dst_rules(self.settings.tz, now.year)
+        local = now.astimezone(tz)
+        std_offset = (local.utcoffset() or dt.timedelta()) - (local.dst() or dt.timedelta())
+        return self.xml(
+            TimeResponse(
+                href="/tm",
+                currentTime=_epoch(now),
+                dstEndTime=dst_end,
+                dstOffset=dst_offset_s,
+                dstStartTime=dst_start,
+                localTime=_epoch(now) + int((local.utcoffset() or dt.timedelta()).total_seconds()),
+                quality=TimeQualityType.level_3_source,  # an NTP-synchronised host
+                tzOffset=int(std_offset.total_seconds()),
+            )
+        )
+
+    # -- end devices -------------------------------------------------------------------------------
+    def _edev_model(self, session: Session, edev: EndDevice) -> EndDeviceResponse:
+        base = f"/edev/{edev.id}"
+        n_subs = session.scalar(
+            select(func.count()).where(SubscriptionRow.end_device_id == edev.id)
+        )
+        return EndDeviceResponse(
+            href=base,
+            lFDI=edev.lfdi.upper(),
+            sFDI=edev.sfdi,
+            changedTime=_epoch(edev.changed_time),
+            enabled=edev.enabled,
+            postRate=edev.post_rate_s or self.settings.post_rate_s,
+            deviceCategory=edev.device_category,
+            RegistrationLink=Link(href=base + "/rg"),
+            SubscriptionListLink=ListLink(href=base + "/sub", all_=n_subs or 0),
+            FunctionSetAssignmentsListLink=None
+            if edev.is_aggregator
+            else ListLink(href=base + "/fsa", all_=1),
+            DERListLink=None if edev.is_aggregator else ListLink(href=base + "/der", all_=1),
+        )
+
+    def get_edev_list(self, request: Request, _body: bytes) -> Response:
+        page = page_of(request)
+        with self.transaction(request) as (session, scope):
+            stmt = manager.visible_devices_stmt(scope)
+            if page.after is not None:
+                stmt = stmt.where(EndDevice.changed_time >= page.after)
+            total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+            rows = session.scalars(stmt.offset(page.start).limit(page.limit)).all()
+            items = [self._edev_model(session, r) for r in rows]
+        return self.xml(
+            EndDeviceListResponse(
+                href="/edev",
+                all_=total,
+                results=len(items),
+                pollRate=self.settings.poll_rate_s,
+                subscribable=NOSUB,
+                EndDevice=items,
+            )
+        )
+
+    def post_edev(self, request: Request, body: bytes) -> Response:
+        req = sepxml.parse(EndDeviceRequest, body, max_bytes=self.settings.max_xml_bytes)
+        with self.transaction(request) as (session, scope):
+            edev, created = manager.register_end_device(
+                session,
+                scope,
+                manager.EndDeviceInput(
+                    lfdi=req.lFDI,
+                    sfdi=req.sFDI,
+                    device_category=req.deviceCategory,
+                    enabled=req.enabled if req.enabled is not None else True,
+                    post_rate_s=req.postRate,
+                ),
+                self.now(),
+            )
+            href = f"/edev/{edev.id}"
+        return Response(status_code=201 if created else 204, headers={"Location": href})
+
+    def get_edev(self, request: Request, _body: bytes) -> Response:
+        with self.transaction(request) as (session, scope):
+            edev = manager.get_end_device(session, scope, request.path_params["edev_id"])
+            model = self._edev_model(session, edev)
+        return self.xml(model)
+
+    def get_registration(self, request: Request, _body: bytes) -> Response:
+        with self.transaction(request) as (session, scope):
+            edev = manager.get_end_device(session, scope, request.path_params["edev_id"])
+            reg = manager.registration(session, edev)
+            model = RegistrationResponse(
+                href=f"/edev/{edev.id}/rg",
+                pollRate=self.settings.poll_rate_s,
+                dateTimeRegistered=_epoch(reg.registered_at),
+                pIN=reg.pin,
+            )
+        return self.xml(model)
+
+    # -- function set assignments and programs --------------------------------------------------
+    def _fsa_model(self, edev: EndDevice, n_programs: int) -> FunctionSetAssignmentsResponse:
+        base = f"/edev/{edev.id}/fsa/1"
+        return FunctionSetAssignmentsResponse(
+            href=base,
+            mRID=manager._mrid("fsa", edev.id),
+            description="gridflex",
+            subscribable=NOSUB,
+            DERProgramListLink=ListLink(href=base + "/derp", all_=n_programs),
+            TimeLink=Link(href="/tm"),
+        )
+
+    def get_fsa_list(self, request: Request, _body: bytes) -> Response:
+        page = page_of(request)
+        with self.transaction(request) as (session, scope):
+            edev = manager.get_end_device(session, scope, request.path_params["edev_id"])
+            n = len(manager.programs_for(session, edev))
+            items = [self._fsa_model(edev, n)] if not edev.is_aggregator else []
+        shown = items[page.start : page.start + page.limit]
+        return self.xml(
+            FunctionSetAssignmentsListResponse(
+                href=f"/edev/{edev.id}/fsa",
+                all_=len(items),
+                results=len(shown),
+                pollRate=self.settings.poll_rate_s,
+                subscribable=NOSUB,
+                FunctionSetAssignments=shown,
+            )
+        )
+
+    def get_fsa(self, request: Request, _body: bytes) -> Response:
+        with self.transaction(request) as (session, scope):
+            edev = manager.get_end_device(session, scope, request.path_params["edev_id"])
+            if request.path_params["fsa_id"] != 1 or edev.is_aggregator:
+                raise NotFoundError("FunctionSetAssignments not found")
+            n = len(manager.programs_for(session, edev))
+        return self.xml(self._fsa_model(edev, n))
+
+    def _derp_model(
+        self, session: Session, edev: EndDevice, prog: DerProgram, now: dt.datetime
+    ) -> der_schema.DERProgramResponse:
+        base = f"/edev/{edev.id}/derp/{prog.id}"
+        listed = manager.listed_controls(session, edev, prog, now)
+        active = manager.listed_controls(session, edev, prog, now, active_only=True)
+        return der_schema.DERProgramResponse(
+            href=base,
+            mRID=prog.mrid,
+            description=prog.description,
+            subscribable=NOSUB,
+            primacy=prog.primacy,
+            DefaultDERControlLink=Link(href=base + "/dderc"),
+            DERControlListLink=ListLink(href=base + "/derc", all_=len(listed)),
+            ActiveDERControlListLink=ListLink(href=base + "/actderc", all_=len(active)),
+        )
+
+    def get_derp_list(self, request: Request, _body: bytes) -> Response:
+        page = page_of(request)
+        now = self.now()
+        with self.transaction(request) as (session, scope):
+            edev = manager.get_end_device(session, scope, request.path_params["edev_id"])
+            manager.publish_terms_controls(session, edev, now)
+            progs = manager.programs_for(session, edev)
+            shown = progs[page.start : page.start + page.limit]
+            items = [self._derp_model(session, edev, p, now) for p in shown]
+        return self.xml(
+            der_schema.DERProgramListResponse(
+                href=request.url.path,
+                all_=len(progs),
+                results=len(items),
+                pollRate=self.settings.poll_rate_s,
+                subscribable=NOSUB,
+                DERProgram=items,
+            )
+        )
+
+    def get_derp(self, request: Request, _body: bytes) -> Response:
+        now = self.now()
+        with self.transaction(request) as (session, scope):
+            edev = manager.get_end_device(session, scope, request.path_params["edev_id"])
+            prog = manager.program_for(session, edev, request.path_params["derp_id"])
+            model = self._derp_model(session, edev, prog, now)
+        return self.xml(model)
+
+    # -- controls --------------------------------------------------------------------------------
+    def _derc_model(
+        self, edev: EndDevice, ctrl: DerControl, now: dt.datetime
+    ) -> der_schema.DERControlResponse:
+        status, when, pending = schedule.event_status(
+            ctrl.start,
+            ctrl.duration_s,
+            now,
+            cancelled_at=ctrl.cancelled_at,
+            superseded_at=ctrl.superseded_at,
+            randomized=bool(ctrl.randomize_start_s or ctrl.randomize_duration_s),
+        )
+        return der_schema.DERControlResponse(
+            href=f"/edev/{edev.id}/derp/{ctrl.der_program_id}/derc/{ctrl.id}",
+            mRID=ctrl.mrid,
+            description=ctrl.description or None,
+            version=ctrl.version,
+            subscribable=NOSUB,
+            replyTo=RESPONSE_HREF,
+            responseRequired=RESPONSE_REQUIRED,
+            creationTime=_epoch(ctrl.creation_time),
+            EventStatus_=EventStatus(
+                currentStatus=status,
+                dateTime=_epoch(when),
+                potentiallySuperseded=pending,
+                potentiallySupersededTime=_epoch(ctrl.creation_time) if pending else None,
+            ),
+            interval=DateTimeIntervalType(start=_epoch(ctrl.start), duration=ctrl.duration_s),
+            randomizeStart=ctrl.randomize_start_s,
+            randomizeDuration=ctrl.randomize_duration_s,
+            DERControlBase_=der_schema.DERControlBase(
+                opModConnect=ctrl.connect,
+                opModEnergize=ctrl.energize,
+                opModExpLimW=_watts(ctrl.exp_lim_w),
+                opModImpLimW=_watts(ctrl.imp_lim_w),
+                opModGenLimW=_watts(ctrl.gen_lim_w),
+                opModLoadLimW=_watts(ctrl.load_lim_w),
+            ),
+        )
+
+    def _derc_list(self, request: Request, *, active_only: bool) -> Response:
+        page = page_of(request)
+        now = self.now()
+        with self.transaction(request) as (session, scope):
+            edev = manager.get_end_device(session, scope, request.path_params["edev_id"])
+            prog = manager.program_for(session, edev, request.path_params["derp_id"])
+            if prog.key == manager.SITE_PROGRAM_KEY:
+                manager.publish_terms_controls(session, edev, now)
+            rows = manager.listed_controls(session, edev, prog, now, active_only=active_only)
+            if page.after is not None:
+                rows = [r for r in rows if r.start >= page.after]
+            shown = rows[page.start : page.start + page.limit]
+            items = [self._derc_model(edev, c, now) for c in shown]
+        return self.xml(
+            der_schema.DERControlListResponse(
+                href=request.url.path,
+                all_=len(rows),
+                results=len(items),
+                subscribable=SUB,
+                DERControl=items,
+            )
+        )
+
+    def get_derc_list(self, request: Request, _body: bytes) -> Response:
+        return self._derc_list(request, active_only=False)
+
+    def get_actderc_list(self, request: Request, _body: bytes) -> Response:
+        return self._derc_list(request, active_only=True)
+
+    def get_derc(self, request: Request, _body: bytes) -> Response:
+        now = self.now()
+        with self.transaction(request) as (session, scope):
+            edev = manager.get_end_device(session, scope, request.path_params["edev_id"])
+            prog = manager.program_for(session, edev, request.path_params["derp_id"])
+            ctrl = manager.get_control(session, edev, prog, request.path_params["derc_id"])
+            model = self._derc_model(edev, ctrl, now)
+        return self.xml(model)
+
+    def get_dderc(self, request: Request, _body: bytes) -> Response:
+        with self.transaction(request) as (session, scope):
+            edev = manager.get_end_device(session, scope, request.path_params["edev_id"])
+            prog = manager.program_for(session, edev, request.path_params["derp_id"])
+            limits = manager.default_limits(session, edev, prog)
+        return self.xml(
+            der_schema.DefaultDERControl(
+                href=f"/edev/{edev.id}/derp/{prog.id}/dderc",
+                mRID=limits.mrid,
+                description="fallback from terms",
+                version=limits.version,
+                subscribable=NOSUB,
+                DERControlBase_=der_schema.DERControlBase(
+                    opModExpLimW=_watts(limits.exp_lim_w),
+                    opModImpLimW=_watts(limits.imp_lim_w),
+                ),
+            )
+        )
+
+    def post_response(self, request: Request, body: bytes) -> Response:
+        req = sepxml.parse(ResponseModel, body, max_bytes=self.settings.max_xml_bytes)
+        with self.transaction(request) as (session, scope):
+            resp = manager.record_response(
+                session,
+                scope,
+                end_device_lfdi=req.endDeviceLFDI,
+                subject=req.subject,
+                status=int(req.status) if req.status is not None else None,
+                created_time=_from_epoch(req.createdDateTime) if req.createdDateTime else None,
+                now=self.now(),
+            )
+            href = f"{RESPONSE_HREF}/{resp.id}"
+        return Response(status_code=201, headers={"Location": href})
+
+    # -- DER information written by clients ------------------------------------------------------
+    def _der_model(self, edev: EndDevice) -> der_schema.DER:
+        base = f"/edev/{edev.id}/der/1"
+        return der_schema.DER(
+            href=base,
+            DERCapabilityLink=Link(href=base + "/dercap"),
+            DERSettingsLink=Link(href=base + "/derg"),
+            DERStatusLink=Link(href=base + "/ders"),
+            DERAvailabilityLink=Link(href=base + "/dera"),
+        )
+
+    def get_der_list(self, request: Request, _body: bytes) -> Response:
+        page = page_of(request)
+        with self.transaction(request) as (session, scope):
+            edev = manager.get_end_device(session, scope, request.path_params["edev_id"])
+            items = [] if edev.is_aggregator else [self._der_model(edev)]
+        shown = items[page.start : page.start + page.limit]
+        return self.xml(
+            der_schema.DERListResponse(
+                href=f"/edev/{edev.id}/der",
+                all_=len(items),
+                results=len(shown),
+                pollRate=self.settings.poll_rate_s,
+                DER_=shown,
+            )
+        )
+
+    def _der_path(self, session: Session, scope: ClientScope, request: Request) -> EndDevice:
+        edev = manager.get_end_device(session, scope, request.path_params["edev_id"])
+        if request.path_params["der_id"] != 1 or edev.is_aggregator:
+            raise NotFoundError(f"DER {request.path_params['der_id']} of EndDevice {edev.id}")
+        return edev
+
+    def get_der(self, request: Request, _body: bytes) -> Response:
+        with self.transaction(request) as (session, scope):
+            edev = self._der_path(session, scope, request)
+        return self.xml(self._der_model(edev))
+
+    def _info_kind(self, request: Request) -> type[BaseXmlModel]:
+        kind = request.path_params["kind"]
+        if kind not in DER_INFO_MODELS:
+            raise NotFoundError(f"DER resource {kind!r} does not exist")
+        return DER_INFO_MODELS[kind]
+
+    def get_der_info(self, request: Request, _body: bytes) -> Response:
+        model = self._info_kind(request)
+        with self.transaction(request) as (session, scope):
+            edev = self._der_path(session, scope, request)
+            info = manager.get_der_info(session, edev, request.path_params["kind"])
+            if info is None:
+                raise NotFoundError(
+                    f"EndDevice {edev.id} has not written its {model.__xml_tag__} yet"
+                )
+            entity = sepxml.parse(model, info.xml.encode())
+        entity.href = request.url.path  # type: ignore[attr-defined]
+        return self.xml(entity)
+
+    def put_der_info(self, request: Request, body: bytes) -> Response:
+        model = self._info_kind(request)
+        entity = sepxml.parse(model, body, max_bytes=self.settings.max_xml_bytes)
+        entity.href = request.url.path  # type: ignore[attr-defined]
+        stored = sepxml.render(entity, csip_aus_ns=sepxml.CSIP_AUS_NS_V13).decode()
+        with self.transaction(request) as (session, scope):
+            edev = self._der_path(session, scope, request)
+            manager.put_der_info(session, edev, request.path_params["kind"], stored, self.now())
+        return Response(status_code=204)
+
+    # -- subscriptions ---------------------------------------------------------------------------
+    def _sub_model(self, edev: EndDevice, sub: SubscriptionRow) -> SubscriptionModel:
+        return SubscriptionModel(
+            href=f"/edev/{edev.id}/sub/{sub.id}",
+            subscribedResource=sub.subscribed_resource,
+            encoding=SubscriptionEncoding(sub.encoding),
+            level="-S1",
+            limit=sub.limit,
+            notificationURI=sub.notification_uri,
+        )
+
+    def get_sub_list(self, request: Request, _body: bytes) -> Response:
+        page = page_of(request)
+        with self.transaction(request) as (session, scope):
+            edev = manager.get_end_device(session, scope, request.path_params["edev_id"])
+            stmt = (
+                select(SubscriptionRow)
+                .where(SubscriptionRow.end_device_id == edev.id)
+                .order_by(SubscriptionRow.id)
+            )
+            total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+            rows = session.scalars(stmt.offset(page.start).limit(page.limit)).all()
+            items = [self._sub_model(edev, s) for s in rows]
+        return self.xml(
+            SubscriptionListResponse(
+                href=f"/edev/{edev.id}/sub", all_=total, results=len(items), subscriptions=items
+            )
+        )
+
+    def post_sub(self, request: Request, body: bytes) -> Response:
+        req = sepxml.parse(SubscriptionModel, body, max_bytes=self.settings.max_xml_bytes)
+        with self.transaction(request) as (session, scope):
+            edev = manager.get_end_device(session, scope, request.path_params["edev_id"])
+            sub = manager.add_subscription(
+                session,
+                scope,
+                edev,
+                subscribed_resource=str(req.subscribedResource),
+                notification_uri=str(req.notificationURI),
+                limit=req.limit,
+                encoding=int(req.encoding),
+                now=self.now(),
+            )
+            href = f"/edev/{edev.id}/sub/{sub.id}"
+        return Response(status_code=201, headers={"Location": href})
+
+    def _sub_row(self, session: Session, edev: EndDevice, sub_id: int) -> SubscriptionRow:
+        sub = session.get(SubscriptionRow, sub_id)
+        if sub is None or sub.end_device_id != edev.id:
+            raise NotFoundError(f"Subscription {sub_id} of EndDevice {edev.id}")
+        return sub
+
+    def get_sub(self, request: Request, _body: bytes) -> Response:
+        with self.transaction(request) as (session, scope):
+            edev = manager.get_end_device(session, scope, request.path_params["edev_id"])
+            model = self._sub_model(
+                edev, self._sub_row(session, edev, request.path_params["sub_id"])
+            )
+        return self.xml(model)
+
+    def delete_sub(self, request: Request, _body: bytes) -> Response:
+        with self.transaction(request) as (session, scope):
+            edev = manager.get_end_device(session, scope, request.path_params["edev_id"])
+            session.delete(self._sub_row(session, edev, request.path_params["sub_id"]))
+        return Response(status_code=204)
+
+    # -- metering mirror -------------------------------------------------------------------------
+    def _mup_model(self, mup: MupRow, device_lfdi: str) -> MirrorUsagePoint:
+        return MirrorUsagePointRequest(
+            href=f"/mup/{mup.id}",
+            mRID=mup.mrid,
+            description=mup.description or None,
+            roleFlags=mup.role_flags,
+            serviceCategoryKind=ServiceKind(mup.service_category),
+            status=mup.status,
+            deviceLFDI=device_lfdi.upper(),
+            postRate=mup.post_rate_s or self.settings.post_rate_s,
+        )
+
+    def get_mup_list(self, request: Request, _body: bytes) -> Response:
+        page = page_of(request)
+        with self.transaction(request) as (session, scope):
+            stmt = manager.visible_mups_stmt(scope)
+            total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+            rows = session.scalars(stmt.offset(page.start).limit(page.limit)).all()
+            items = []
+            for m in rows:
+                dev = session.get(EndDevice, m.end_device_id)
+                items.append(self._mup_model(m, dev.lfdi if dev else m.poster_lfdi))
+        return self.xml(
+            MirrorUsagePointListResponse(
+                href="/mup",
+                all_=total,
+                results=len(items),
+                pollRate=self.settings.poll_rate_s,
+                mirrorUsagePoints=items,
+            )
+        )
+
+    def get_mup(self, request: Request, _body: bytes) -> Response:
+        with self.transaction(request) as (session, scope):
+            mup = manager.get_mirror_usage_point(session, scope, request.path_params["mup_id"])
+            dev = session.get(EndDevice, mup.end_device_id)
+            model = self._mup_model(mup, dev.lfdi if dev else mup.poster_lfdi)
+        return self.xml(model)
+
+    def post_mup(self, request: Request, body: bytes) -> Response:
+        req = sepxml.parse(MirrorUsagePointRequest, body, max_bytes=self.settings.max_xml_bytes)
+        readings = tuple(_meter_reading_input(m) for m in req.mirrorMeterReadings or [])
+        with self.transaction(request) as (session, scope):
+            mup, created = manager.upsert_mirror_usage_point(
+                session,
+                scope,
+                device_lfdi=req.deviceLFDI,
+                mrid=req.mRID,
+                description=req.description or "",
+                role_flags=str(req.roleFlags),
+                service_category=int(req.serviceCategoryKind),
+                status=int(req.status),
+                post_rate_s=req.postRate,
+                meter_readings=readings,
+                now=self.now(),
+            )
+            href = f"/mup/{mup.id}"
+        return Response(status_code=201 if created else 204, headers={"Location": href})
+
+    def post_mmr(self, request: Request, body: bytes) -> Response:
+        root = sepxml.parse_tree(body, max_bytes=self.settings.max_xml_bytes)
+        from lxml import etree  # type: ignore[import-untyped]
+
+        local = etree.QName(root).localname
+        if local == "MirrorMeterReadingList":
+            from envoy_schema.server.schema.sep2.metering_mirror import (
+                MirrorMeterReadingListRequest,
+            )
+
+            lst = sepxml.parse(
+                MirrorMeterReadingListRequest, body, max_bytes=self.settings.max_xml_bytes
+            )
+            mmrs = list(lst.mirrorMeterReadings or [])
+        else:
+            from envoy_schema.server.schema.sep2.metering_mirror import MirrorMeterReadingRequest
+
+            mmrs = [
+                sepxml.parse(MirrorMeterReadingRequest, body, max_bytes=self.settings.max_xml_bytes)
+            ]
+        with self.transaction(request) as (session, scope):
+            mup = manager.get_mirror_usage_point(session, scope, request.path_params["mup_id"])
+            now = self.now()
+            for m in mmrs:
+                manager.add_meter_reading(session, mup, _meter_reading_input(m), now)
+            href = f"/mup/{mup.id}"
+        return Response(status_code=201, headers={"Location": href})
+
+
+def _meter_reading_input(m: MirrorMeterReading) -> manager.MeterReadingInput:
+    rt = m.readingType
+    readings: list[manager.ReadingInput] = []
+    sources = [m.reading] if m.reading is not None else []
+    for rs in m.mirrorReadingSets or []:
+        sources += list(rs.readings or [])
+    for r in sources:
+        if r.value is None:
+            continue
+        if r.timePeriod is None:
+            raise InputError(
+                f"MirrorMeterReading {m.mRID}: a Reading has no timePeriod",
+                "give each Reading a timePeriod (start, duration)",
+            )
+        readings.append(
+            manager.ReadingInput(
+                time_start=_from_epoch(r.timePeriod.start),
+                duration_s=r.timePeriod.duration,
+                value=int(r.value),
+                quality_flags=str(r.qualityFlags) if r.qualityFlags is not None else None,
+            )
+        )
+    return manager.MeterReadingInput(
+        mrid=m.mRID,
+        description=m.description or "",
+        uom=int(rt.uom) if rt and rt.uom is not None else None,
+        kind=int(rt.kind) if rt and rt.kind is not None else None,
+        flow_direction=int(rt.flowDirection) if rt and rt.flowDirection is not None else None,
+        phase=int(rt.phase) if rt and rt.phase is not None else None,
+        data_qualifier=int(rt.dataQualifier) if rt and rt.dataQualifier is not None else None,
+        power_of_ten=int(rt.powerOfTenMultiplier) if rt and rt.powerOfTenMultiplier else 0,
+        interval_length_s=int(rt.intervalLength) if rt and rt.intervalLength else None,
+        readings=tuple(readings),
+    )
+
+
+@lru_cache(maxsize=64)
+def _dst_rules(tz_name: str, year: int) -> tuple[int, int, int]:
+    """(DST start, DST end, DST offset s) of a zone in a year (0, 0, 0 for zones without DST)."""
+    tz = ZoneInfo(tz_name)
+    t = dt.datetime(year, 1, 1, tzinfo=dt.UTC)
+    end_of_year = dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC)
+    step = dt.timedelta(hours=1)
+    start = end = 0
+    offset = 0
+    prev = t.astimezone(tz).dst() or dt.timedelta()
+    while t < end_of_year:
+        t += step
+        cur = t.astimezone(tz).dst() or dt.timedelta()
+        if cur != prev:
+            if cur > prev:
+                start = _epoch(t)
+                offset = int(cur.total_seconds())
+            else:
+                end = _epoch(t)
+            prev = cur
+    return start, end, offset
+
+
+def create_sep2_asgi(engine: Engine, settings: Sep2Settings | None = None) -> Starlette:
+    """The 2030.5 application alone (no /admin)."""
+    return Sep2App(engine, settings).asgi
+
+
+def create_app(
+    engine: Engine, settings: Sep2Settings | None = None, *, with_admin: bool = True
+) -> Starlette:
+    """The whole server application: 2030.5 at the root, the registry REST API under /admin."""
+    sep2 = Sep2App(engine, settings)
+    routes: list[BaseRoute] = list(sep2.routes())
+    if with_admin:
+        from gridflex.derms.api import create_app as create_admin
+
+        routes.append(Mount("/admin", app=create_admin(engine)))
+    return Starlette(routes=routes)
