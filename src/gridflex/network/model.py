@@ -100,6 +100,9 @@ class SourceModel:
     base_kv_ll: float
     v_pu: float
     angle_deg: float
+    #: the Vsource primitive admittance and its conductors (bus1 then bus2), for source power
+    y_prim: ComplexArray | None = None
+    term_node_idx: IntArray | None = None
 
 
 @dataclass
@@ -166,6 +169,9 @@ class RegulatorTable:
     rev_r_ldc_v: FloatArray
     rev_x_ldc_v: FloatArray
     vlimit_v: FloatArray  # 0 = none
+    delay_s: FloatArray  # RegControl delay: orders actions within a static control iteration
+    winding_delta: BoolArray  # connection of the monitored winding
+    winding_base_v: FloatArray  # OpenDSS BaseVoltage of the monitored winding (volts)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -201,6 +207,10 @@ class CapacitorTable:
     volt_override: BoolArray
     vmin_v: FloatArray
     vmax_v: FloatArray
+    delay_on_s: FloatArray
+    delay_off_s: FloatArray
+    dead_time_s: FloatArray
+    delta: BoolArray  # capacitor connection (delta capacitors control on L-L voltage)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -265,6 +275,8 @@ class PVTable:
     vmaxpu: FloatArray
     yearly: list[str]
     daily: list[str]
+    cutin_pct: FloatArray  # inverter turns on above this % of kVA (OpenDSS %cutin)
+    cutout_pct: FloatArray  # and off below this (OpenDSS %cutout)
 
     def __len__(self) -> int:
         return len(self.names)

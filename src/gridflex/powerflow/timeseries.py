@@ -1,14 +1,561 @@
-"""The batched time-series solver (see :func:`simulate`)."""
+"""The batched time-series solver (see :func:`simulate`).
+
+Method
+------
+The network equation is ``Y(s) V = I_src - C i(V)``: ``Y(s)`` the admittance of the network for
+control state ``s`` (regulator taps, capacitor steps), ``I_src`` the source's Norton current,
+``C`` the load/PV incidence and ``i(V)`` the phase currents of the load models. As OpenDSS
+does, the nominal load admittance ``Y_nom`` is moved to the left-hand side, and the
+fixed-point (current-injection) iteration
+
+    ``(Y(s) + Y_nom) V_{k+1} = I_src - C (i(V_k) - y_nom V_k)``
+
+is run with *all time steps of a chunk as right-hand sides of one sparse LU factorisation*.
+Factorisations are cached per control state. Steps that do not converge within the iteration
+limit are retried with the load admittance re-linearised at the step's own operating point
+(a per-step refactorisation, a chord-Newton variant); a step that still fails is reported in
+``TimeSeriesResult.failures`` with its time and cause and flagged ``converged=False``.
+
+Controls (``controls="static"``) follow OpenDSS ``controlmode=static``: a step is solved with
+the state left by the previous step; if any RegControl/CapControl wants to act, the step runs
+OpenDSS's control iterations (sample, execute the actions with the smallest delay, re-solve)
+and the following steps continue from the new state. ``controls="off"`` freezes the state a
+snapshot solve (nominal load, no shapes) leaves with controls on.
+
+Time convention: step ``k`` (0-based) starts at ``start + k * step`` and uses the load-shape
+value OpenDSS uses for its ``k + 1``-th yearly solution (``hour = (k + 1) * step_h``), so
+hourly step 0 is the first point of an hourly shape.
+
+References
+----------
+.. [1] R. C. Dugan, "OpenDSS circuit solution technique", EPRI (fixed-point current
+   injection with the nominal load admittance in the system matrix).
+.. [2] dss-extensions/dss_capi ``Solution.pas`` (``SolveSnap`` control loop,
+   ``MaxControlIterations`` default 10) and ``ControlQueue.pas`` (``DoNearestActions``).
+"""
 
 from __future__ import annotations
 
+import time as _time
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import scipy.sparse as sp
+
+from gridflex.errors import InputError
 from gridflex.network.model import Network
+from gridflex.powerflow import controls as ctl
+from gridflex.powerflow.injections import (
+    Injectors,
+    build_injectors,
+    phase_currents,
+    shape_multipliers,
+)
 from gridflex.powerflow.inverter import InverterSettings
-from gridflex.powerflow.result import TimeSeriesResult
+from gridflex.powerflow.linsolve import Factor, factorize
+from gridflex.powerflow.result import StepFailure, TimeSeriesResult
+
+ComplexArray = npt.NDArray[np.complex128]
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: working-memory budget per chunk of steps (bytes); chunk = budget / (16 B x nodes x arrays)
+_CHUNK_BUDGET_BYTES = 1.0e9
+_MAX_ITER = 60
+_FALLBACK_ITER = 60
+_CACHE_SIZE = 64
+
+State = tuple[tuple[int, ...], tuple[int, ...]]
+
+
+@dataclass
+class _Problem:
+    net: Network
+    inj: Injectors
+    n: int
+    vbase_v: FloatArray  # (N,) L-N base volts
+    i_src: ComplexArray
+    y_base: sp.csc_matrix  # y_fixed + C diag(y_nom) C^T
+    y_nom: ComplexArray  # (n_inj,)
+    reg_rc: list[tuple[IntArray, IntArray, ComplexArray]]  # rows, cols, vals by position
+    cap_rc: list[tuple[IntArray, IntArray, ComplexArray]]
+    tol_pu: float
+    cache: OrderedDict[State, Factor]
+
+    def factor(self, state: State) -> Factor:
+        f = self.cache.get(state)
+        if f is not None:
+            self.cache.move_to_end(state)
+            return f
+        f = factorize(self.y_of(state))
+        self.cache[state] = f
+        if len(self.cache) > _CACHE_SIZE:
+            self.cache.popitem(last=False)
+        return f
+
+    def y_of(self, state: State, extra: sp.spmatrix | None = None) -> sp.csc_matrix:
+        taps, caps = state
+        rows: list[IntArray] = []
+        cols: list[IntArray] = []
+        vals: list[ComplexArray] = []
+        reg = self.net.regulators
+        for r, pos in enumerate(taps):
+            rr, cc, vv = self.reg_rc[r]
+            rows.append(rr)
+            cols.append(cc)
+            vals.append(vv[pos - int(reg.tap_min[r])])
+        for c, k in enumerate(caps):
+            rr, cc, vv = self.cap_rc[c]
+            rows.append(rr)
+            cols.append(cc)
+            vals.append(vv[k])
+        y = self.y_base
+        if rows:
+            y = (
+                y
+                + sp.coo_matrix(
+                    (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                    shape=(self.n, self.n),
+                ).tocsc()
+            )
+        if extra is not None:
+            y = y + extra
+        return sp.csc_matrix(y)
+
+
+def _triplets(refs: IntArray, ys: ComplexArray) -> tuple[IntArray, IntArray, ComplexArray]:
+    keep = refs >= 0
+    r = refs[keep]
+    rr, cc = np.meshgrid(r, r, indexing="ij")
+    vals = ys[:, keep][:, :, keep].reshape(ys.shape[0], -1)
+    return rr.ravel(), cc.ravel(), vals
+
+
+def _phase_power(
+    net: Network, inj: Injectors, hours: FloatArray, snapshot: bool
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Nominal W and var per injector phase (n_inj x T) and PV available kW (n_pv x T)."""
+    t = hours.shape[0]
+    ld = net.loads
+    cache: dict[str, tuple[FloatArray, FloatArray]] = {}
+
+    def mult(name: str) -> tuple[FloatArray, FloatArray]:
+        if snapshot or not name:
+            return np.ones(t), np.ones(t)
+        if name not in cache:
+            cache[name] = shape_multipliers(net.loadshapes.get(name), hours)
+        return cache[name]
+
+    load_w = np.zeros((len(ld), t))
+    load_var = np.zeros((len(ld), t))
+    for k in range(len(ld)):
+        if ld.fixed[k]:
+            pm, qm = np.ones(t), np.ones(t)
+            factor = 1.0
+        else:
+            pm, qm = mult(ld.yearly[k])
+            factor = net.load_mult
+        shape = net.loadshapes.get(ld.yearly[k]) if ld.yearly[k] else None
+        nph = int(ld.n_phases[k])
+        if shape is not None and shape.use_actual and not snapshot and not ld.fixed[k]:
+            load_w[k] = 1000.0 * pm / nph
+            load_var[k] = 1000.0 * qm / nph
+        else:
+            load_w[k] = 1000.0 * ld.kw[k] * factor * pm / nph
+            load_var[k] = 1000.0 * ld.kvar[k] * factor * qm / nph
+    pv = net.pv
+    pv_avail_kw = np.zeros((len(pv), t))
+    pv_var = np.zeros((len(pv), t))
+    for k in range(len(pv)):
+        pm, _ = mult(pv.yearly[k])
+        p = np.minimum(pv.pmpp_kw[k] * pv.irradiance[k] * pm, pv.kva[k])
+        p = np.where(p * 100.0 < pv.cutin_pct[k] * pv.kva[k], 0.0, p)
+        pv_avail_kw[k] = p
+        if pv.pf_specified[k]:
+            pf = pv.pf[k]
+            q = p * np.sqrt(max(1.0 / pf**2 - 1.0, 0.0)) * np.sign(pf) if pf != 0 else 0 * p
+        else:
+            q = np.where(p > 0, pv.kvar[k], 0.0)
+        pv_var[k] = q
+    n = inj.n
+    w = np.zeros((n, t))
+    var = np.zeros((n, t))
+    is_load = ~inj.is_pv
+    w[is_load] = load_w[inj.element[is_load]]
+    var[is_load] = load_var[inj.element[is_load]]
+    if len(pv):
+        nph_pv = pv.n_phases[inj.element[inj.is_pv]][:, None]
+        w[inj.is_pv] = -1000.0 * pv_avail_kw[inj.element[inj.is_pv]] / nph_pv
+        var[inj.is_pv] = -1000.0 * pv_var[inj.element[inj.is_pv]] / nph_pv
+    return w, var, pv_avail_kw
+
+
+def _build_problem(
+    net: Network, w_mean: FloatArray, var_mean: FloatArray, tol_pu: float
+) -> _Problem:
+    inj = build_injectors(net)
+    n = net.n_nodes
+    vb = inj.v_base_v
+    y_nom = np.where(inj.is_pv, 0.0, (w_mean - 1j * var_mean) / vb**2).astype(complex)
+    c = inj.incidence
+    y_base = (net.y_fixed + (c @ sp.diags(y_nom) @ c.T)).tocsc()
+    reg_rc = [
+        _triplets(net.regulators.node_idx[r], net.regulators.y_prim_by_tap[r])
+        for r in range(len(net.regulators))
+    ]
+    cap_rc = [
+        _triplets(net.capacitors.node_idx[k], net.capacitors.y_prim_by_steps[k])
+        for k in range(len(net.capacitors))
+    ]
+    return _Problem(
+        net=net,
+        inj=inj,
+        n=n,
+        vbase_v=net.node_base_kv * 1000.0,
+        i_src=net.source.i_inj_a,
+        y_base=y_base,
+        y_nom=y_nom,
+        reg_rc=reg_rc,
+        cap_rc=cap_rc,
+        tol_pu=tol_pu,
+        cache=OrderedDict(),
+    )
+
+
+def _vd(prob: _Problem, v: ComplexArray) -> ComplexArray:
+    vx = np.vstack([v, np.zeros((1, v.shape[1]), dtype=complex)])
+    return vx[prob.inj.a] - vx[prob.inj.b]
+
+
+@dataclass
+class _Solved:
+    v: ComplexArray
+    iterations: IntArray
+    converged: npt.NDArray[np.bool_]
+    max_dv_pu: FloatArray
+
+
+def _fixed_point(
+    prob: _Problem,
+    fac: Factor,
+    w: FloatArray,
+    var: FloatArray,
+    v0: ComplexArray,
+    y_nom: ComplexArray,
+    max_iter: int,
+) -> _Solved:
+    """Fixed-point iteration on all columns at once; converged columns drop out."""
+    v = np.array(v0, dtype=complex, copy=True)
+    k = v.shape[1]
+    iters = np.zeros(k, dtype=np.int64)
+    conv = np.zeros(k, dtype=bool)
+    last_dv = np.full(k, np.inf)
+    act = np.arange(k)
+    c = prob.inj.incidence
+    vb = prob.vbase_v[:, None]
+    for it in range(1, max_iter + 1):
+        va = v[:, act]
+        vd = _vd(prob, va)
+        cur = phase_currents(prob.inj, vd, w[:, act], var[:, act])
+        rhs = prob.i_src[:, None] - c @ (cur - y_nom[:, None] * vd)
+        vn = fac.solve(rhs)
+        dv = np.max(np.abs(vn - va) / vb, axis=0)
+        bad = ~np.isfinite(dv)
+        dv[bad] = np.inf
+        v[:, act] = vn
+        iters[act] = it
+        last_dv[act] = dv
+        done = dv < prob.tol_pu
+        conv[act[done]] = True
+        act = act[~done & ~bad]
+        if act.size == 0:
+            break
+    return _Solved(v=v, iterations=iters, converged=conv, max_dv_pu=last_dv)
+
+
+def _solve_steps(
+    prob: _Problem, state: State, w: FloatArray, var: FloatArray, v0: ComplexArray
+) -> _Solved:
+    """Solve columns for one control state: batched fixed point, then per-step fallback."""
+    fac = prob.factor(state)
+    res = _fixed_point(prob, fac, w, var, v0, prob.y_nom, _MAX_ITER)
+    for j in np.flatnonzero(~res.converged):
+        # Fallback: re-linearise the load admittance at this step's operating point
+        vstart = res.v[:, [j]] if np.all(np.isfinite(res.v[:, j])) else v0[:, [j]]
+        vd = _vd(prob, vstart)[:, 0]
+        cur = phase_currents(prob.inj, vd[:, None], w[:, [j]], var[:, [j]])[:, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y_op = np.where(np.abs(vd) > 0, cur / vd, prob.y_nom)
+        y_op = np.where(np.isfinite(y_op), y_op, prob.y_nom)
+        c = prob.inj.incidence
+        extra = c @ sp.diags(y_op - prob.y_nom) @ c.T
+        try:
+            fac_j = factorize(prob.y_of(state, extra=extra))
+        except RuntimeError:
+            continue
+        sub = _fixed_point(prob, fac_j, w[:, [j]], var[:, [j]], vstart, y_op, _FALLBACK_ITER)
+        res.v[:, j] = sub.v[:, 0]
+        res.iterations[j] += sub.iterations[0]
+        res.converged[j] = sub.converged[0]
+        res.max_dv_pu[j] = sub.max_dv_pu[0]
+    return res
+
+
+def _no_load(prob: _Problem, state: State, k: int) -> ComplexArray:
+    v = prob.factor(state).solve(prob.i_src[:, None])
+    return np.repeat(v, k, axis=1)
+
+
+def _control_loop(
+    prob: _Problem,
+    state: State,
+    w: FloatArray,
+    var: FloatArray,
+    v: ComplexArray,
+    hour_s: float,
+    last_open_s: FloatArray,
+    max_control_iter: int,
+) -> tuple[State, _Solved, int]:
+    """OpenDSS static control iterations for one step (column vectors ``w``, ``var``, ``v``)."""
+    net = prob.net
+    reg = net.regulators
+    cap = net.capacitors
+    taps = list(state[0])
+    caps = list(state[1])
+    armed_reg: dict[int, float] = {}
+    armed_cap: dict[int, tuple[float, int]] = {}
+    solved = _Solved(
+        v=v, iterations=np.zeros(1, np.int64), converged=np.ones(1, bool), max_dv_pu=np.zeros(1)
+    )
+    n_iter = 0
+    for n_iter in range(1, max_control_iter + 1):
+        vcol = solved.v[:, 0]
+        pend_reg: dict[int, int] = {}
+        for r in range(len(reg)):
+            p = ctl.regulator_pending_taps(net, r, vcol, taps[r])
+            if p != 0:
+                pend_reg[r] = p
+                if r not in armed_reg:
+                    armed_reg[r] = float(reg.delay_s[r])
+            else:
+                armed_reg.pop(r, None)
+        for c in range(len(cap)):
+            if not cap.control_type[c]:
+                continue
+            p = ctl.capacitor_pending(net, c, vcol, caps[c])
+            if p == ctl.NONE:
+                armed_cap.pop(c, None)
+                continue
+            if c in armed_cap:
+                armed_cap[c] = (armed_cap[c][0], p)
+                continue
+            if p == ctl.CLOSE:
+                since = hour_s - last_open_s[c]
+                delay = float(cap.delay_on_s[c])
+                if since < cap.dead_time_s[c]:
+                    delay = max(delay, cap.dead_time_s[c] + delay - since)
+            else:
+                delay = float(cap.delay_off_s[c])
+            armed_cap[c] = (delay, p)
+        if not armed_reg and not armed_cap:
+            return (tuple(taps), tuple(caps)), solved, n_iter
+        t_min = min([*armed_reg.values(), *(d for d, _ in armed_cap.values())])
+        for r in [r for r, d in armed_reg.items() if d == t_min]:
+            taps[r] = ctl.regulator_tap_after(net, r, taps[r], pend_reg[r])
+            del armed_reg[r]
+        for c in [c for c, (d, _) in armed_cap.items() if d == t_min]:
+            _, p = armed_cap.pop(c)
+            if p == ctl.OPEN and caps[c] > 0:
+                caps[c] -= 1
+                if caps[c] == 0:
+                    last_open_s[c] = hour_s
+            elif p == ctl.CLOSE and caps[c] < cap.n_steps[c]:
+                caps[c] += 1
+        new_state: State = (tuple(taps), tuple(caps))
+        solved = _solve_steps(prob, new_state, w, var, solved.v)
+    return (tuple(taps), tuple(caps)), solved, n_iter
+
+
+def _initial_state(net: Network) -> State:
+    return (
+        tuple(int(x) for x in net.regulators.tap0),
+        tuple(int(x) for x in net.capacitors.state0),
+    )
+
+
+def snapshot_state(net: Network, prob: _Problem | None = None, max_control_iter: int = 10) -> State:
+    """Control state after one snapshot solve with controls on (nominal load, no shapes)."""
+    hours = np.ones(1)
+    inj = build_injectors(net) if prob is None else prob.inj
+    w, var, _ = _phase_power(net, inj, hours, snapshot=True)
+    if prob is None:
+        prob = _build_problem(net, w[:, 0], var[:, 0], 1e-7)
+    state = _initial_state(net)
+    solved = _solve_steps(prob, state, w, var, _no_load(prob, state, 1))
+    last_open = np.full(len(net.capacitors), -np.inf)
+    state, _, _ = _control_loop(prob, state, w, var, solved.v, 0.0, last_open, max_control_iter)
+    return state
+
+
+class _Recorder:
+    """Turns solved voltage blocks into the result arrays."""
+
+    def __init__(self, prob: _Problem, t: int, pv_avail_kw: FloatArray) -> None:
+        net = prob.net
+        self.prob = prob
+        self.n = prob.n
+        br = net.branches
+        self.b = len(br)
+        self.v_pu = np.zeros((t, self.n))
+        self.load_pct = np.full((t, self.b), np.nan)
+        self.load_em_pct = np.full((t, self.b), np.nan)
+        self.src_p = np.zeros(t)
+        self.src_q = np.zeros(t)
+        self.losses = np.zeros(t)
+        self.reg_taps = np.zeros((t, len(net.regulators)), dtype=np.int64)
+        self.reg_p = np.zeros((t, len(net.regulators)))
+        self.cap_states = np.zeros((t, len(net.capacitors)), dtype=np.int64)
+        self.pv_avail = pv_avail_kw.T.copy()
+        self.pv_p = np.zeros((t, len(net.pv)))
+        self.iterations = np.zeros(t, dtype=np.int64)
+        self.converged = np.zeros(t, dtype=bool)
+        self.max_dv = np.zeros(t)
+        # Branch current matrix: one row per phase conductor per terminal
+        rows: list[IntArray] = []
+        cols: list[IntArray] = []
+        vals: list[ComplexArray] = []
+        row_branch: list[int] = []
+        r0 = 0
+        for k in range(self.b):
+            refs = br.node_idx[k]
+            y = br.y_prim[k]
+            nc = int(br.n_conds[k])
+            nph = int(br.n_phases[k])
+            sel = np.concatenate(
+                [np.arange(t_ * nc, t_ * nc + nph) for t_ in range(int(br.n_terms[k]))]
+            )
+            keep = refs >= 0
+            sub = y[np.ix_(sel, np.flatnonzero(keep))]
+            rr, cc = np.meshgrid(np.arange(sel.size) + r0, refs[keep], indexing="ij")
+            rows.append(rr.ravel())
+            cols.append(cc.ravel())
+            vals.append(sub.ravel())
+            row_branch += [k] * sel.size
+            r0 += sel.size
+        self.m_branch = sp.csr_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r0, self.n)
+        )
+        self.row_branch = np.asarray(row_branch, dtype=np.int64)
+        self.row_start = np.searchsorted(self.row_branch, np.arange(self.b))
+        self.reg_branch = set(int(x) for x in net.regulators.branch_idx)
+
+    def record(
+        self,
+        cols: IntArray,
+        solved: _Solved,
+        state: State,
+        w: FloatArray,
+        var: FloatArray,
+    ) -> None:
+        prob = self.prob
+        net = prob.net
+        v = solved.v
+        self.v_pu[cols] = (np.abs(v) / prob.vbase_v[:, None]).T
+        self.iterations[cols] = solved.iterations
+        self.converged[cols] = solved.converged
+        self.max_dv[cols] = solved.max_dv_pu
+        taps, caps = state
+        self.reg_taps[cols] = np.asarray(taps, dtype=np.int64)
+        self.cap_states[cols] = np.asarray(caps, dtype=np.int64)
+        # branch loading
+        i_rows = np.abs(self.m_branch @ v)
+        br = net.branches
+        reg = net.regulators
+        for r in range(len(reg)):
+            b = int(reg.branch_idx[r])
+            refs = reg.node_idx[r]
+            y = reg.y_prim_by_tap[r][taps[r] - int(reg.tap_min[r])]
+            vt = np.zeros((refs.size, v.shape[1]), dtype=complex)
+            ok = refs >= 0
+            vt[ok] = v[refs[ok]]
+            it = y @ vt
+            nc = int(br.n_conds[b])
+            nph = int(br.n_phases[b])
+            sel = np.concatenate(
+                [np.arange(t_ * nc, t_ * nc + nph) for t_ in range(int(br.n_terms[b]))]
+            )
+            i_rows[self.row_start[b] : self.row_start[b] + sel.size] = np.abs(it[sel])
+            w_ = int(reg.winding[r])
+            term = slice((w_ - 1) * nc, w_ * nc)
+            p_into = np.sum((vt[term] * np.conj(it[term])).real, axis=0)
+            self.reg_p[cols, r] = -p_into / 1000.0
+        imax = np.maximum.reduceat(i_rows, self.row_start, axis=0) if self.b else i_rows
+        with np.errstate(divide="ignore", invalid="ignore"):
+            norm = br.rating_normal_a[:, None]
+            emerg = br.rating_emerg_a[:, None]
+            self.load_pct[cols] = np.where(norm > 0, imax / norm * 100.0, np.nan).T
+            self.load_em_pct[cols] = np.where(emerg > 0, imax / emerg * 100.0, np.nan).T
+        # source power: delivered = sum V conj(I_norton - Yprim V)
+        src = net.source
+        if src.y_prim is not None and src.term_node_idx is not None:
+            refs = src.term_node_idx
+            vt = np.zeros((refs.size, v.shape[1]), dtype=complex)
+            ok = refs >= 0
+            vt[ok] = v[refs[ok]]
+            i_into = src.y_prim @ vt
+            i_norton = np.zeros_like(vt)
+            i_norton[ok] = src.i_inj_a[refs[ok]][:, None]
+            s = np.sum(vt * np.conj(i_norton - i_into), axis=0)
+            self.src_p[cols] = s.real / 1000.0
+            self.src_q[cols] = s.imag / 1000.0
+        # consumption by loads and PV output
+        vd = _vd(prob, v)
+        cur = phase_currents(prob.inj, vd, w, var)
+        s_inj = vd * np.conj(cur)  # power absorbed per injector phase
+        p_load = s_inj[~prob.inj.is_pv].real.sum(axis=0)
+        if len(net.pv):
+            p_pv_phase = -s_inj[prob.inj.is_pv].real
+            pv_p = np.zeros((len(net.pv), v.shape[1]))
+            np.add.at(pv_p, prob.inj.element[prob.inj.is_pv], p_pv_phase)
+            self.pv_p[cols] = pv_p.T / 1000.0
+            p_gen = p_pv_phase.sum(axis=0)
+        else:
+            p_gen = np.zeros(v.shape[1])
+        self.losses[cols] = self.src_p[cols] + (p_gen - p_load) / 1000.0
+
+
+def _resolve_time(
+    start: datetime | None, steps: int, step: timedelta | None, net: Network
+) -> tuple[pd.DatetimeIndex, float]:
+    if steps <= 0:
+        raise InputError(
+            f"steps must be a positive number of time steps, got {steps}", "pass steps >= 1"
+        )
+    if step is None:
+        step_h = float(net.profile_step_h)
+    else:
+        step_h = step.total_seconds() / 3600.0
+        if step_h <= 0:
+            raise InputError(
+                f"step must be a positive duration, got {step}", "e.g. timedelta(hours=1)"
+            )
+    if start is None:
+        now = datetime.now().astimezone()
+        start = datetime(now.year, 1, 1, tzinfo=now.tzinfo)
+    if start.tzinfo is None:
+        raise InputError(
+            f"start {start.isoformat()} has no time zone",
+            "pass a timezone-aware datetime (e.g. datetime(2024, 1, 1, tzinfo=ZoneInfo('America/Chicago')))",
+        )
+    t0 = pd.Timestamp(start).tz_convert("UTC")
+    times = pd.date_range(t0, periods=steps, freq=pd.Timedelta(hours=step_h))
+    return pd.DatetimeIndex(times), step_h
 
 
 def simulate(
@@ -20,6 +567,166 @@ def simulate(
     controls: Literal["static", "off"] = "static",
     inverter: InverterSettings | None = None,
     progress: Callable[[int, int], None] | None = None,
+    tolerance_pu: float = 1e-7,
+    max_control_iter: int = 10,
 ) -> TimeSeriesResult:
-    """Solve ``steps`` time steps of ``network`` (signature final; body lands next commit)."""
-    raise NotImplementedError("gridflex.powerflow.simulate: solver body is being committed")
+    """Solve ``steps`` time steps of ``network`` as a batched unbalanced power flow.
+
+    Parameters
+    ----------
+    network:
+        From :func:`gridflex.network.load_network`.
+    start:
+        Timezone-aware start (default: 1 January 00:00 this year, local time zone).
+    steps:
+        Number of time steps.
+    step:
+        Step length (default: the model's profile step, hourly for OpenDSS yearly shapes).
+    controls:
+        ``"static"``: regulators and switched capacitors act per step (OpenDSS
+        ``controlmode=static``). ``"off"``: the state one snapshot solve with controls leaves.
+    inverter:
+        PV volt/var and volt/watt settings; ``None`` = no inverter functions.
+    progress:
+        Called as ``progress(done_steps, total_steps)``.
+    tolerance_pu:
+        Convergence tolerance on the voltage change between iterations, per unit.
+    max_control_iter:
+        Control iterations per step (OpenDSS ``MaxControlIter``, default 10).
+
+    Returns
+    -------
+    TimeSeriesResult
+    """
+    if controls not in ("static", "off"):
+        raise InputError(f"controls must be 'static' or 'off', got {controls!r}", "use one of them")
+    t_begin = _time.perf_counter()
+    times, step_h = _resolve_time(start, steps, step, network)
+    hours = (np.arange(steps) + 1.0) * step_h
+    inj = build_injectors(network)
+    w_all, var_all, pv_avail = _phase_power(network, inj, hours, snapshot=False)
+    prob = _build_problem(network, w_all.mean(axis=1), var_all.mean(axis=1), tolerance_pu)
+
+    rec = _Recorder(prob, steps, pv_avail)
+    failures: list[StepFailure] = []
+    n = prob.n
+    chunk = int(max(16, min(2048, _CHUNK_BUDGET_BYTES / (16.0 * max(n, 1) * 8))))
+    if controls == "off":
+        state = snapshot_state(network, prob, max_control_iter)
+    else:
+        state = _initial_state(network)
+    last_open = np.full(len(network.capacitors), -np.inf)
+    v_prev: ComplexArray | None = None
+    t = 0
+    window = chunk if controls == "off" else min(chunk, 32)
+    while t < steps:
+        cols = np.arange(t, min(t + window, steps))
+        w = w_all[:, cols]
+        var = var_all[:, cols]
+        v0 = (
+            _no_load(prob, state, cols.size)
+            if v_prev is None
+            else np.repeat(v_prev[:, None], cols.size, axis=1)
+        )
+        solved = _solve_steps(prob, state, w, var, v0)
+        if controls == "off":
+            rec.record(cols, solved, state, w, var)
+            v_prev = solved.v[:, -1].copy()
+            t = int(cols[-1]) + 1
+        else:
+            acted_at = -1
+            for j, col in enumerate(cols):
+                vcol = solved.v[:, j]
+                wants = _any_action(prob, state, vcol)
+                if not wants:
+                    continue
+                # accept the steps before j with the present state
+                if j > 0:
+                    rec.record(cols[:j], _slice(solved, slice(0, j)), state, w[:, :j], var[:, :j])
+                new_state, sub, _ = _control_loop(
+                    prob,
+                    state,
+                    w[:, [j]],
+                    var[:, [j]],
+                    solved.v[:, [j]],
+                    float(col) * step_h * 3600.0,
+                    last_open,
+                    max_control_iter,
+                )
+                state = new_state
+                rec.record(np.array([col]), sub, state, w[:, [j]], var[:, [j]])
+                v_prev = sub.v[:, 0].copy()
+                acted_at = j
+                break
+            if acted_at < 0:
+                rec.record(cols, solved, state, w, var)
+                v_prev = solved.v[:, -1].copy()
+                t = int(cols[-1]) + 1
+                window = min(chunk, window * 2)
+            else:
+                t = int(cols[acted_at]) + 1
+                window = max(4, window // 4)
+        if progress is not None:
+            progress(t, steps)
+    for k in np.flatnonzero(~rec.converged):
+        cause = (
+            "voltages diverged (no finite solution: overload or voltage collapse)"
+            if not np.isfinite(rec.max_dv[k])
+            else f"fixed-point and fallback iterations stalled at max |dV| = {rec.max_dv[k]:.3g} pu"
+        )
+        failures.append(
+            StepFailure(step=int(k), time=times[k], cause=cause, max_dv_pu=float(rec.max_dv[k]))
+        )
+        rec.v_pu[k] = np.where(np.isfinite(rec.v_pu[k]), rec.v_pu[k], np.nan)
+    solve_s = _time.perf_counter() - t_begin
+    curtailed = rec.pv_avail - rec.pv_p if len(network.pv) else np.zeros((steps, 0))
+    curtailed = np.clip(curtailed, 0.0, None)
+    return TimeSeriesResult(
+        time=times,
+        node_names=list(network.node_names),
+        v_pu=rec.v_pu,
+        branch_names=list(network.branches.names),
+        branch_loading_pct=rec.load_pct,
+        branch_loading_emerg_pct=rec.load_em_pct,
+        source_p_kw=rec.src_p,
+        source_q_kvar=rec.src_q,
+        regulator_names=list(network.regulators.names),
+        regulator_taps=rec.reg_taps,
+        regulator_p_kw=rec.reg_p,
+        capacitor_names=list(network.capacitors.names),
+        capacitor_states=rec.cap_states,
+        losses_kw=rec.losses,
+        pv_names=list(network.pv.names),
+        pv_available_kw=rec.pv_avail,
+        pv_p_kw=rec.pv_p,
+        pv_curtailed_kw=curtailed,
+        e_curtailed_kwh=curtailed.sum(axis=0) * step_h,
+        converged=rec.converged,
+        iterations=rec.iterations,
+        failures=failures,
+        timings={"solve_s": solve_s},
+        step_h=step_h,
+        controls=controls,
+    )
+
+
+def _slice(s: _Solved, sl: slice) -> _Solved:
+    return _Solved(
+        v=s.v[:, sl],
+        iterations=s.iterations[sl],
+        converged=s.converged[sl],
+        max_dv_pu=s.max_dv_pu[sl],
+    )
+
+
+def _any_action(prob: _Problem, state: State, v: ComplexArray) -> bool:
+    net = prob.net
+    taps, caps = state
+    for r in range(len(net.regulators)):
+        if ctl.regulator_pending_taps(net, r, v, taps[r]) != 0:
+            return True
+    cap = net.capacitors
+    for c in range(len(cap)):
+        if cap.control_type[c] and ctl.capacitor_pending(net, c, v, caps[c]) != ctl.NONE:
+            return True
+    return False
