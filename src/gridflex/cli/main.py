@@ -10,6 +10,8 @@ from rich.console import Console
 from gridflex import __version__
 from gridflex.cli import check as check_cli
 from gridflex.cli import meterdata as meterdata_cli
+from gridflex.cli import registry as registry_cli
+from gridflex.cli import simulate as simulate_cli
 from gridflex.cli import terms as terms_cli
 from gridflex.errors import GridflexError, InputError
 
@@ -21,6 +23,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(terms_cli.app, name="terms")
+app.command("simulate")(simulate_cli.simulate)
+app.command("simulate-many")(simulate_cli.simulate_many)
+app.add_typer(registry_cli.app, name="registry")
+app.add_typer(registry_cli.db_app, name="db")
 app.add_typer(meterdata_cli.app, name="meterdata")
 app.command("check")(check_cli.check)
 
