@@ -44,15 +44,26 @@ def read(
     summary.to_csv(out / "summary.csv", index=False)
     console = Console()
     table = Table(title=f"{path.name}: {len(result.transactions)} transaction(s)")
-    for col in ("service point", "meter", "role", "first start (UTC)", "last end (UTC)",
-                "intervals", "kWh"):  # fmt: skip
+    for col in (
+        "service point",
+        "meter",
+        "role",
+        "first start (UTC)",
+        "last end (UTC)",
+        "intervals",
+        "kWh",
+    ):
         table.add_column(col, justify="right" if col in ("intervals", "kWh") else "left")
     for row in summary.itertuples(index=False):
         table.add_row(
-            str(row.service_point), str(row.meter), str(row.role),
-            f"{row.first_start:%Y-%m-%d %H:%M}", f"{row.last_end:%Y-%m-%d %H:%M}",
-            str(row.intervals), f"{row.kwh:,.3f}",
-        )  # fmt: skip
+            str(row.service_point),
+            str(row.meter),
+            str(row.role),
+            f"{row.first_start:%Y-%m-%d %H:%M}",
+            f"{row.last_end:%Y-%m-%d %H:%M}",
+            str(row.intervals),
+            f"{row.kwh:,.3f}",
+        )
     console.print(table)
     ignored = result.transactions.get("ignored_loops")
     if ignored is not None and (ignored != "").any():

@@ -230,8 +230,9 @@ def enrollment_effective(
         raise InputError(
             "an off-cycle enrollment needs the requested date", "pass requested=<date>"
         )
-    h, m, s = (int(x) for x in str(_config.utility()["off_cycle_enrollment"]["effective_time"])
-               .split(":"))  # fmt: skip
+    h, m, s = (
+        int(x) for x in str(_config.utility()["off_cycle_enrollment"]["effective_time"]).split(":")
+    )
     at = datetime.combine(requested, time(h, m, s), tz)
     return EnrollmentEffective(
         earliest=at,
@@ -262,8 +263,11 @@ def prorate_scalar_usage(
     (before_kwh, after_kwh):
         Usage before the enrollment (previous supplier) and from it to the read (new supplier).
     """
-    for name, value in (("period_start", period_start), ("read_at", read_at),
-                        ("effective_at", effective_at)):  # fmt: skip
+    for name, value in (
+        ("period_start", period_start),
+        ("read_at", read_at),
+        ("effective_at", effective_at),
+    ):
         if value.tzinfo is None:
             raise InputError(f"{name} has no time zone", "pass timezone-aware datetimes")
     if not period_start <= effective_at <= read_at or period_start == read_at:

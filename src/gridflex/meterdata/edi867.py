@@ -166,6 +166,8 @@ def _number(seg: Segment, position: int, source: str) -> float:
 def _stamp(seg: Segment, zone: str, source: str) -> tuple[datetime, bool]:
     try:
         return parse_stamp(seg.el(2), seg.el(3), seg.el(4), zone)
+    except InputError as exc:
+        raise InputError(f"{source}: {seg.where()}: {exc.message}", exc.fix) from exc
     except ValueError as exc:
         raise InputError(
             f"{source}: {seg.where()}: {exc}",
@@ -556,15 +558,15 @@ def _merge_boundaries(rows: list[dict[str, Any]], source: str) -> pd.DataFrame:
     dup = frame.duplicated(key, keep=False)
     if dup.any():
         for _, group in frame[dup].groupby(key):
-            txns = group["_txn"].tolist()
+            txns = sorted(group["_txn"].tolist())
             ok = len(txns) == 2 and txns[0] != txns[1]
             if ok:
-                for t in txns:
-                    in_txn = frame[
-                        (frame["_txn"] == t) & (frame["meter"] == group["meter"].iloc[0])
-                    ]
-                    edge = {in_txn["interval_start"].min(), in_txn["interval_start"].max()}
-                    ok = ok and group["interval_start"].iloc[0] in edge
+                # The split hour closes the earlier bill and opens the later one (FAQ 22).
+                at = group["interval_start"].iloc[0]
+                same_meter = frame["meter"] == group["meter"].iloc[0]
+                earlier = frame.loc[same_meter & (frame["_txn"] == txns[0]), "interval_start"]
+                later = frame.loc[same_meter & (frame["_txn"] == txns[1]), "interval_start"]
+                ok = at == earlier.max() and at == later.min()
             if not ok:
                 segs = ", ".join(str(s) for s in group["_seg"])
                 raise InputError(
@@ -786,10 +788,15 @@ def _transaction_body(
     number: int,
 ) -> list[list[str]]:
     body: list[list[str]] = [
-        ["BPT", header.purpose, f"{header.report_date:%Y%m%d}{number:06d}",
-         f"{header.report_date:%Y%m%d}", header.report_type],
+        [
+            "BPT",
+            header.purpose,
+            f"{header.report_date:%Y%m%d}{number:06d}",
+            f"{header.report_date:%Y%m%d}",
+            header.report_type,
+        ],
         ["N1", "8S", header.ldc_name, "1" if header.ldc_id else "", header.ldc_id],
-    ]  # fmt: skip
+    ]
     if header.esp_name or header.esp_id:
         body.append(["N1", "SJ", header.esp_name, "9" if header.esp_id else "", header.esp_id])
     body += [["REF", "12", account], ["REF", "SPL", sp]]

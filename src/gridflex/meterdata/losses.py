@@ -97,8 +97,9 @@ def loss_factors(system_load_mw: pd.Series | npt.ArrayLike) -> pd.DataFrame:
     )
 
 
-def with_losses_kwh(kwh: pd.Series, system_load_mw: pd.Series,
-                    delivery_voltage: DeliveryVoltage = "secondary") -> pd.Series:  # fmt: skip
+def with_losses_kwh(
+    kwh: pd.Series, system_load_mw: pd.Series, delivery_voltage: DeliveryVoltage = "secondary"
+) -> pd.Series:
     """Metered energy grossed up for distribution losses (kWh at the supply point).
 
     ``kwh`` and ``system_load_mw`` are aligned on their index (e.g. interval start, UTC); an

@@ -223,11 +223,23 @@ def write_interchange(
     """
     stamp = envelope.created
     isa_values = (
-        "00", "", "00", "", envelope.sender_qualifier, envelope.sender_id,
-        envelope.receiver_qualifier, envelope.receiver_id, stamp.strftime("%y%m%d"),
-        stamp.strftime("%H%M"), "U", "00401", f"{envelope.interchange_control_number:09d}",
-        "0", envelope.usage, ">",
-    )  # fmt: skip
+        "00",
+        "",
+        "00",
+        "",
+        envelope.sender_qualifier,
+        envelope.sender_id,
+        envelope.receiver_qualifier,
+        envelope.receiver_id,
+        stamp.strftime("%y%m%d"),
+        stamp.strftime("%H%M"),
+        "U",
+        "00401",
+        f"{envelope.interchange_control_number:09d}",
+        "0",
+        envelope.usage,
+        ">",
+    )
     for value, width in zip(isa_values, _ISA_WIDTHS, strict=True):
         if len(value) > width:
             raise InputError(
