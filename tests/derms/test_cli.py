@@ -98,3 +98,12 @@ def test_exit_code_for_bad_input(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 2
     assert "gridflex db upgrade" in proc.stderr
+
+
+def test_import_command(db: str) -> None:
+    example = Path(__file__).parents[2] / "docs" / "examples" / "registry" / "registry.yaml"
+    out = _run("registry", "import", str(example), "--db", db)
+    assert "2 ders" in out
+    assert "2 terms" in out
+    rows = json.loads(_run("registry", "list", "programs", "--json", "--db", db))
+    assert rows[0]["ders"] == 2

@@ -337,6 +337,24 @@ def _read_terms(path: Path) -> Any:
         raise InputError(f"{path}: cannot be read as terms ({exc})") from exc
 
 
+@app.command("import")
+def import_file(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML/JSON file.")],
+    db: DbOpt = None,
+    actor: ActorOpt = "",
+) -> None:
+    """Register aggregators, sites, service points, DER, terms and programs from one file.
+
+    All or nothing: a bad entry stores nothing and the error names its path in the file.
+    """
+    from gridflex.derms.importer import import_registry, read_registry_file
+
+    read_registry_file(path)  # a malformed file fails before the database is opened
+    with _session(db) as s:
+        counts = import_registry(s, path, actor=actor or _default_actor())
+    typer.echo(", ".join(f"{n} {k}" for k, n in counts.items()))
+
+
 @app.command("terms")
 def show_terms(
     connection_id: Annotated[str, typer.Argument()],
