@@ -48,6 +48,7 @@ TERMS = {
         nameplate_kw=300,
         schedule_export_kw=[[200.0] * 10 + [120.0] * 8 + [200.0] * 6 for _ in range(12)],
         tz="America/Chicago",
+        fallback_export_kw=80,
         agreed_at="2026-01-05T00:00:00Z",
     ),
     "c-3": ConnectionTerms(
