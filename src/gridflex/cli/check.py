@@ -56,6 +56,9 @@ def check(
     list_rulesets: Annotated[
         bool, typer.Option("--list-rulesets", help="List the built-in rule sets and exit.")
     ] = False,
+    schema: Annotated[
+        bool, typer.Option("--schema", help="Print the application JSON Schema and exit.")
+    ] = False,
 ) -> None:
     """Check an application against rule sets: every rule evaluated, with value, limit and source.
 
@@ -72,6 +75,13 @@ def check(
     from gridflex.rules import builtin_names, check, load_ruleset
     from gridflex.rules.render import print_text, to_html, to_json
 
+    if schema:
+        import json
+
+        from gridflex.application import application_json_schema
+
+        typer.echo(json.dumps(application_json_schema(), indent=2, sort_keys=True))
+        return
     if list_rulesets:
         for name in builtin_names():
             rs = load_ruleset(name)
