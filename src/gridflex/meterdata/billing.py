@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from typing import Literal
@@ -276,7 +276,10 @@ def prorate_scalar_usage(
             f"{period_start.isoformat()} .. {read_at.isoformat()}",
             "prorate only the first billing period that includes the enrollment",
         )
-    share = (read_at - effective_at) / (read_at - period_start)
+    # Aware datetimes sharing one tzinfo subtract as wall-clock times (Python semantics), which
+    # would count a DST day as 24 h: subtract in UTC.
+    start_u, read_u, eff_u = (v.astimezone(UTC) for v in (period_start, read_at, effective_at))
+    share = (read_u - eff_u) / (read_u - start_u)
     after = usage_kwh * share
     return usage_kwh - after, after
 

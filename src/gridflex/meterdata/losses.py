@@ -69,7 +69,7 @@ def distribution_loss_factor(
     if bad.any():
         i = int(np.flatnonzero(bad.ravel())[0])
         raise InputError(
-            f"system load {load.ravel()[i]!r} MW (position {i}) is outside 0..{limit:g} MW",
+            f"system load {float(load.ravel()[i])!r} MW (position {i}) is outside 0..{limit:g} MW",
             "give the Ameren Illinois territory load in MW (not kW), without gaps",
         )
     factor = a + b * load**2
