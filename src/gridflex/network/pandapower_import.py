@@ -38,12 +38,17 @@ References
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
+import os
+import pickle
 import re
+import sys
 import typing
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -293,6 +298,11 @@ def from_pandapower(
             ],
             dtype=np.complex128,
         )
+        if info[0].startswith("transformer."):
+            # One rating per branch, the solver takes the max over terminals: refer the
+            # low-voltage terminal's current to the high-voltage side (rated-voltage ratio) so
+            # |I| / rated HV current is pandapower's max(i_hv / i_hv_rated, i_lv / i_lv_rated).
+            y2[1, :] *= info[2]
         b_names.append(info[0])
         b_nodes.append(np.array([i, j], dtype=np.int64))
         b_yprim.append(y2 * s3)
@@ -334,6 +344,8 @@ def from_pandapower(
         base_kv_ll=float(base_kv_ll[slack]),
         v_pu=float(ext_row["vm_pu"]),
         angle_deg=float(ext_row.get("va_degree", 0.0) or 0.0),
+        y_prim=np.array([[y_src]], dtype=np.complex128),
+        term_node_idx=np.array([slack], dtype=np.int64),
     )
 
     def node_of(pp_bus: int, what: str) -> int:
@@ -422,16 +434,17 @@ def from_pandapower(
     )
 
 
-def _branch_rows(net: Any, n_branch: int) -> dict[int, tuple[str, float]]:
-    """ppc branch row -> (``class.name``, normal rating in A of the 3x-current equivalent)."""
+def _branch_rows(net: Any, n_branch: int) -> dict[int, tuple[str, float, float]]:
+    """ppc branch row -> (``class.name``, normal rating in A of the 3x-current equivalent,
+    factor referring terminal-2 current to terminal 1: ``vn_lv / vn_hv`` for transformers)."""
     lookup = net._pd2ppc_lookups.get("branch", {})
-    out: dict[int, tuple[str, float]] = {}
+    out: dict[int, tuple[str, float, float]] = {}
     if "line" in lookup:
         start, _stop = lookup["line"]
         for pos, (idx, row) in enumerate(net.line.iterrows()):
             k = int(start) + pos
             rating_ka = float(row["max_i_ka"]) * float(row.get("df", 1.0)) * float(row["parallel"])
-            out[k] = (f"line.{_element_name('line', row['name'], int(idx))}", 3e3 * rating_ka)
+            out[k] = (f"line.{_element_name('line', row['name'], int(idx))}", 3e3 * rating_ka, 1.0)
     if "trafo" in lookup:
         start, _stop = lookup["trafo"]
         for pos, (idx, row) in enumerate(net.trafo.iterrows()):
@@ -439,7 +452,8 @@ def _branch_rows(net: Any, n_branch: int) -> dict[int, tuple[str, float]]:
             # rated current of the high-voltage winding; the equivalent carries 3x phase current
             rated_a = float(row["sn_mva"]) * 1e6 / (math.sqrt(3.0) * float(row["vn_hv_kv"]) * 1e3)
             rated_a *= float(row.get("parallel", 1)) * float(row.get("df", 1.0))
-            out[k] = (f"transformer.{_element_name('trafo', row['name'], int(idx))}", 3 * rated_a)
+            name = f"transformer.{_element_name('trafo', row['name'], int(idx))}"
+            out[k] = (name, 3 * rated_a, float(row["vn_lv_kv"]) / float(row["vn_hv_kv"]))
     return {k: v for k, v in out.items() if k < n_branch}
 
 
@@ -579,22 +593,77 @@ def simbench_codes() -> list[str]:
     return [str(c) for c in sb.collect_all_simbench_codes()]
 
 
-def load_simbench(code: str) -> Network:
+#: Environment variable naming the cache folder (default ``~/.cache/gridflex``).
+CACHE_ENV = "GRIDFLEX_CACHE_DIR"
+
+
+def _cache_path(code: str) -> Path:
+    """Cache file of an imported SimBench grid, keyed by the code and everything that shapes it.
+
+    The key hashes this module's and the model's source with the simbench and pandapower
+    versions, so a change to any of them imports afresh.
+    """
+    from importlib.metadata import version
+
+    from gridflex.network import model
+
+    key = hashlib.sha256()
+    for mod in (sys.modules[__name__], model):
+        key.update(Path(str(mod.__file__)).read_bytes())
+    # package metadata, not an import: pandapower takes seconds to import
+    key.update(f"{version('simbench')}|{version('pandapower')}|{code}".encode())
+    root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "gridflex")
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", code)
+    return root / "simbench" / f"{safe}-{key.hexdigest()[:16]}.pickle"
+
+
+def load_simbench(code: str, *, use_cache: bool = True) -> Network:
     """A SimBench grid with its one-year 15-minute profiles, as a one-phase equivalent Network.
+
+    Reading a grid from the simbench package takes seconds; the imported network is kept in a
+    cache folder (``$GRIDFLEX_CACHE_DIR``, default ``~/.cache/gridflex``) so the next run loads
+    it in milliseconds. The cache is keyed by the code, the importer's and the model's source and
+    the simbench and pandapower versions.
 
     Parameters
     ----------
     code:
         A SimBench code such as ``"1-LV-rural1--0-sw"`` (see :func:`simbench_codes`).
+    use_cache:
+        Read and write the cache.
 
     Raises
     ------
     InputError
         The code is unknown (the message lists close matches) or the grid has no profiles.
     """
+    code = code.strip()
+    if use_cache:
+        path = _cache_path(code)
+        if path.is_file():
+            try:
+                with path.open("rb") as fh:
+                    cached = pickle.load(fh)
+                if isinstance(cached, Network):
+                    return cached
+            except (OSError, pickle.UnpicklingError, EOFError, AttributeError, TypeError):
+                pass  # a stale or partial cache file: import afresh and overwrite it
+    network = _import_simbench(code)
+    if use_cache:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            with tmp.open("wb") as fh:
+                pickle.dump(network, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            tmp.replace(path)
+        except OSError:
+            pass  # a read-only home is no reason to fail the import
+    return network
+
+
+def _import_simbench(code: str) -> Network:
     import simbench as sb
 
-    code = code.strip()
     known = simbench_codes()
     if code not in known:
         import difflib

@@ -9,7 +9,8 @@ One folder per run (``docs/sim.md`` and the README state the contract):
     Same layout, one column per branch named ``class.name`` (``line.l115``); value = max over
     phases and terminals of |I| / normal rating x 100.
 ``power.parquet``
-    ``time``, ``source_p_kw``, ``source_q_kvar``, ``losses_kw``, ``pv_curtailed_kw``,
+    ``time``, ``source_p_kw``, ``source_q_kvar``, ``losses_kw``, ``pv_curtailed_kw`` (feeder
+    total),
     ``converged``, ``iterations``, then ``<regulator>:p_kw`` and ``<regulator>:tap`` per regulator.
 ``violations.csv``
     ``time`` (ISO-8601 UTC, ``...Z``), ``element``, ``kind``, ``value``, ``limit``.
@@ -111,7 +112,9 @@ def power_table(result: Any) -> pa.Table:
         value = getattr(result, name, None)
         if value is None:
             return np.full(n, np.nan)
-        return np.asarray(value, dtype=np.float64).reshape(n)
+        arr = np.asarray(value, dtype=np.float64).reshape(n, -1)
+        # per-element columns (PV curtailment per system) are summed over the feeder
+        return arr.sum(axis=1) if arr.shape[1] != 1 else arr[:, 0]
 
     table = pa.table(
         {

@@ -1,0 +1,91 @@
+"""The picture of a simulation: voltage envelope over time and the loading duration curve.
+
+Engineers read a year of a feeder faster from one figure than from a table: the top panel shows
+the lowest and highest node voltage of every step against the limit band, the bottom panel the
+most-loaded branch's loading sorted from highest to lowest (a load duration curve).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from gridflex.powerflow.violations import Limits
+
+PLOT_FILE = "voltage_envelope.png"
+
+
+def envelope(v_pu: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest voltage over nodes per step (NaN steps stay NaN)."""
+    v = np.asarray(v_pu, dtype=np.float64)
+    all_nan = np.all(np.isnan(v), axis=1) if v.size else np.zeros(v.shape[0], dtype=bool)
+    v_safe = np.where(all_nan[:, None], 0.0, v)
+    lo = np.nanmin(v_safe, axis=1) if v.shape[1] else np.full(v.shape[0], np.nan)
+    hi = np.nanmax(v_safe, axis=1) if v.shape[1] else np.full(v.shape[0], np.nan)
+    lo[all_nan] = np.nan
+    hi[all_nan] = np.nan
+    return lo, hi
+
+
+def loading_duration(loading_pct: Any) -> np.ndarray:
+    """Highest branch loading per step, sorted from highest to lowest (NaN = unrated dropped)."""
+    a = np.asarray(loading_pct, dtype=np.float64)
+    if not a.size or np.all(np.isnan(a)):
+        return np.zeros(0)
+    per_step = np.nanmax(np.where(np.isnan(a), -np.inf, a), axis=1)
+    per_step = per_step[np.isfinite(per_step)]
+    return np.sort(per_step)[::-1]
+
+
+def plot_voltage_envelope(
+    result: Any, out_dir: Path, *, limits: Limits | None = None, title: str = ""
+) -> Path:
+    """Write ``out_dir/voltage_envelope.png`` and return its path.
+
+    Parameters
+    ----------
+    result:
+        A ``TimeSeriesResult``.
+    out_dir:
+        Result folder.
+    limits:
+        Drawn as the voltage band and the normal-rating line.
+    title:
+        Figure title (the feeder).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    lo, hi = envelope(result.v_pu)
+    dur = loading_duration(result.branch_loading_pct)
+    t = np.asarray(result.time.tz_convert("UTC").tz_localize(None), dtype="datetime64[ns]")
+    fig = Figure(figsize=(10, 6.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_v, ax_l = fig.subplots(2, 1)
+    ax_v.fill_between(t, lo, hi, color="tab:blue", alpha=0.35, linewidth=0, label="node range")
+    ax_v.plot(t, lo, color="tab:blue", linewidth=0.6, label="lowest node")
+    ax_v.plot(t, hi, color="tab:red", linewidth=0.6, label="highest node")
+    if limits is not None:
+        for y in (limits.undervoltage_pu, limits.overvoltage_pu):
+            ax_v.axhline(y, color="black", linestyle="--", linewidth=0.8)
+    ax_v.set_ylabel("voltage (pu)")
+    ax_v.set_xlabel("time (UTC)")
+    ax_v.legend(loc="best", fontsize="small")
+    ax_v.grid(alpha=0.3)
+    ax_v.set_title(f"{title}: voltage envelope ({len(result.node_names)} nodes)")
+    if dur.size:
+        pct = np.arange(1, dur.size + 1) / dur.size * 100.0
+        ax_l.plot(pct, dur, color="tab:purple")
+    if limits is not None:
+        ax_l.axhline(limits.thermal_normal_pct, color="black", linestyle="--", linewidth=0.8)
+    ax_l.set_xlabel("share of steps (%)")
+    ax_l.set_ylabel("highest branch loading (% of normal rating)")
+    ax_l.set_title("loading duration curve")
+    ax_l.set_xlim(0, 100)
+    ax_l.grid(alpha=0.3)
+    path = Path(out_dir) / PLOT_FILE
+    fig.savefig(path, dpi=110)
+    return path
