@@ -144,3 +144,23 @@ def test_schema_is_extensible_by_optional_sections() -> None:
     """Required sections stay few so later study work can add optional ones."""
     required = set(Application.model_json_schema()["required"])
     assert required == {"application_id", "site", "service", "resources"}
+
+
+def test_awg_sizes_are_normalised_and_bad_ones_named() -> None:
+    data = edit(example("example.yaml"), {"metering.wiring.gauge_awg": "#12 AWG"})
+    app = parse_application(data)
+    assert app.metering is not None
+    assert app.metering.wiring is not None
+    assert app.metering.wiring.gauge_awg == "12"
+    msg = _error(edit(example("example.yaml"), {"metering.wiring.egc_gauge_awg": "ten"}))
+    assert "metering.wiring.egc_gauge_awg: 'ten' is not an AWG size" in msg
+
+
+def test_wye_voltage_pair_must_agree() -> None:
+    msg = _error(edit(example("example.yaml"), {"service.voltage_ln_v": 277}))
+    assert "service: voltage_ll_v 13200 V and voltage_ln_v 277 V are not a wye pair" in msg
+
+
+def test_three_phase_resource_on_a_single_phase_service() -> None:
+    msg = _error(edit(example("example_level1.yaml"), {"resources.0.phases": 3}))
+    assert "resources pv-1 are three-phase but the service is single_phase_3w" in msg

@@ -31,6 +31,20 @@ LV = edit(
     },
 )
 
+# three-phase 480 V commercial service on the same line section: base for Levels 2-4
+COMMERCIAL = edit(
+    LEVEL1,
+    {
+        "service": {
+            "voltage_ll_v": 480,
+            "voltage_ln_v": 277,
+            "configuration": "three_phase_4w_wye",
+            "metering": "instrument_transformer",
+        },
+        "poi": {"phases": "ABC"},
+    },
+)
+
 
 def pv(kw: float, phases: int = 3) -> list[dict[str, Any]]:
     return [
@@ -91,10 +105,18 @@ CASES: dict[str, Case] = {
         LV, BTM, {**SELF_CONTAINED, "resources": pv(133.1)}, "self_contained_max", "fail"
     ),
     "btm 4-wire wye at 15 kV": Case(
-        LV, BTM, {"service.voltage_ll_v": 15000}, "service_configuration", "pass"
+        LV,
+        BTM,
+        {"service.voltage_ll_v": 15000, "service.voltage_ln_v": DELETE},
+        "service_configuration",
+        "pass",
     ),
     "btm 4-wire wye above 15 kV": Case(
-        LV, BTM, {"service.voltage_ll_v": 15001}, "service_configuration", "needs_review"
+        LV,
+        BTM,
+        {"service.voltage_ll_v": 15001, "service.voltage_ln_v": DELETE},
+        "service_configuration",
+        "needs_review",
     ),
     "btm delta case by case": Case(
         LV,
@@ -318,10 +340,18 @@ CASES: dict[str, Case] = {
         CAMPUS, BGE, {"resources.2.max_parallel_s": 1.1}, "applicability", "pass"
     ),
     "bge 33 kV covered": Case(
-        CAMPUS, BGE, {"service.voltage_ll_v": 33000}, "applicability", "pass"
+        CAMPUS,
+        BGE,
+        {"service.voltage_ll_v": 33000, "service.voltage_ln_v": 19053},
+        "applicability",
+        "pass",
     ),
     "bge 12.47 kV not covered": Case(
-        CAMPUS, BGE, {"service.voltage_ll_v": 12470}, "applicability", "not_applicable"
+        CAMPUS,
+        BGE,
+        {"service.voltage_ll_v": 12470, "service.voltage_ln_v": 7200},
+        "applicability",
+        "not_applicable",
     ),
     "bge single-phase machine not covered": Case(
         CAMPUS, BGE, {"resources.2.phases": 1}, "applicability", "not_applicable"
@@ -509,10 +539,14 @@ CASES: dict[str, Case] = {
         "fail",
     ),
     "p466 Level 2 at 2000 kVA": Case(
-        LEVEL1, P466, {"resources": pv(2000), "requested_level": 2}, "level2_eligibility", "pass"
+        COMMERCIAL,
+        P466,
+        {"resources": pv(2000), "requested_level": 2},
+        "level2_eligibility",
+        "pass",
     ),
     "p466 Level 2 at 2000.1 kVA": Case(
-        LEVEL1,
+        COMMERCIAL,
         P466,
         {"resources": pv(2000.1), "requested_level": DELETE},
         "level2_eligibility",
@@ -563,28 +597,32 @@ CASES: dict[str, Case] = {
         "fail",
     ),
     "p466 Level 3 non-exporting 50 kVA": Case(
-        LEVEL1,
+        COMMERCIAL,
         P466,
         {"resources": pv(50), "export_mode": "non_exporting"},
         "level3_eligibility",
         "pass",
     ),
     "p466 Level 3 non-exporting 50.1 kVA": Case(
-        LEVEL1,
+        COMMERCIAL,
         P466,
         {"resources": pv(50.1), "export_mode": "non_exporting"},
         "level3_eligibility",
         "not_applicable",
     ),
     "p466 Level 4 at 10 MVA": Case(
-        LEVEL1,
+        COMMERCIAL,
         P466,
         {"resources": pv(10000), "requested_level": DELETE},
         "level4_eligibility",
         "pass",
     ),
     "p466 above 10 MVA: no level": Case(
-        LEVEL1, P466, {"resources": pv(10000.1), "requested_level": DELETE}, "review_level", "fail"
+        COMMERCIAL,
+        P466,
+        {"resources": pv(10000.1), "requested_level": DELETE},
+        "review_level",
+        "fail",
     ),
     "pilot curve from 1.06 pu": Case(
         LEVEL1,

@@ -109,7 +109,8 @@ def _describe(err: Any) -> str:
     if kind == "union_tag_not_found":
         return f"{where}: each resource needs a 'kind' ({', '.join(_KINDS)})"
     msg = str(err["msg"]).removeprefix("Value error, ")
-    return f"{where}: {msg}" + (f" (given {given!r})" if kind.startswith("literal") else "")
+    shown = kind.startswith("literal") or kind == "enum"
+    return f"{where}: {msg}" + (f" (given {given!r})" if shown else "")
 
 
 _KINDS = ("pv", "storage", "synchronous", "other_generation", "load")

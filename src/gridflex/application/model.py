@@ -19,10 +19,12 @@ References
 
 from __future__ import annotations
 
+import math
+import re
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from gridflex.terms import VoltWattCurve
 
@@ -33,6 +35,21 @@ PositiveKw = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+
+_AWG = re.compile(r"^#?\s*(\d{1,2})(\s*/\s*0)?(\s*awg)?$", re.IGNORECASE)
+
+
+def _awg(value: str) -> str:
+    m = _AWG.match(value.strip())
+    if not m or (m.group(2) and not 1 <= int(m.group(1)) <= 4):
+        raise ValueError(
+            f"{value!r} is not an AWG size: write e.g. '12', '10', '2' or '1/0' (up to '4/0')"
+        )
+    return f"{int(m.group(1))}/0" if m.group(2) else str(int(m.group(1)))
+
+
+#: An AWG conductor size, normalised: '#12' -> '12', '1/0 AWG' -> '1/0'.
+AwgSize = Annotated[str, AfterValidator(_awg)]
 
 
 class _Model(BaseModel):
@@ -89,6 +106,19 @@ class Service(_Model):
     )
     service_rating_a: float | None = Field(default=None, gt=0, description="Service ampacity, A.")
     supply: Literal["secondary", "primary"] = "secondary"
+
+    @model_validator(mode="after")
+    def _voltages(self) -> Self:
+        wye = self.configuration is ServiceConfiguration.THREE_PHASE_4W_WYE
+        if wye and self.voltage_ln_v is not None:
+            ratio = self.voltage_ll_v / self.voltage_ln_v
+            if abs(ratio - math.sqrt(3)) > 0.02 * math.sqrt(3):
+                raise ValueError(
+                    f"voltage_ll_v {self.voltage_ll_v:g} V and voltage_ln_v "
+                    f"{self.voltage_ln_v:g} V are not a wye pair (ratio {ratio:.3f}, expected "
+                    "1.732); e.g. 480 and 277"
+                )
+        return self
 
     @property
     def phase_count(self) -> int:
@@ -270,11 +300,13 @@ class PTSet(_Model):
 class SecondaryWiring(_Model):
     """Instrument-transformer secondary wiring to the production-meter enclosure."""
 
-    gauge_awg: str = Field(description="AWG size, e.g. '12', '10', '1/0'.")
+    gauge_awg: AwgSize = Field(description="AWG size, e.g. '12', '10', '1/0'.")
     material: Literal["cu", "al"] = "cu"
     length_ft: NonNegative
     common_ct_return: bool | None = None
-    egc_gauge_awg: str | None = Field(default=None, description="Equipment grounding conductor.")
+    egc_gauge_awg: AwgSize | None = Field(
+        default=None, description="Equipment grounding conductor, AWG."
+    )
     egc_routed_with_secondaries: bool | None = None
     labeled_on_terminal_strip: bool | None = None
 
@@ -304,7 +336,7 @@ class Neutral(_Model):
 
     routed_with_phases: bool
     parallel_runs: bool = False
-    gauge_awg: str | None = None
+    gauge_awg: AwgSize | None = None
     isolated_from_egc: bool | None = None
 
 
@@ -470,6 +502,15 @@ class Application(_Model):
             raise ValueError(f"resources: ids must be unique, repeated: {', '.join(dupes)}")
         if self.export_mode == "limited" and self.export_limit_kw is None:
             raise ValueError("export_mode is 'limited': give export_limit_kw")
+        if self.service.phase_count == 1:
+            three = [
+                r.id for r in self.resources if not isinstance(r, NewLoad) and r.phases == 3
+            ]
+            if three:
+                raise ValueError(
+                    f"resources {', '.join(three)} are three-phase but the service is "
+                    f"{self.service.configuration.value}: set phases: 1 or correct the service"
+                )
         return self
 
     # ---- derived quantities ----------------------------------------------------------------
