@@ -26,6 +26,7 @@ References
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +83,14 @@ def _compile(dss: Any, master: Path) -> None:
         dss.Text.Command = f'compile "{master}"'
     except Exception as exc:  # dss-python raises DSSException with OpenDSS's own message
         msg = str(exc).strip()
-        raise InputError(
-            f"OpenDSS could not compile {master}: {msg}",
-            "correct the .dss line OpenDSS names (property, element or file) and retry",
-        ) from exc
+        fix = "correct the .dss line OpenDSS names (property, element or file) and retry"
+        shape = re.search(r'LoadShape object "([^"]+)" not found', msg, flags=re.IGNORECASE)
+        if shape:
+            fix = (
+                f"define 'New Loadshape.{shape.group(1)} npts=... interval=... mult=(...)' before "
+                "the element that uses it, or correct the load-shape name"
+            )
+        raise InputError(f"OpenDSS could not compile {master}: {msg}", fix) from exc
     circuit = dss.ActiveCircuit
     if circuit is None or circuit.NumNodes == 0:
         raise InputError(
@@ -940,9 +945,18 @@ def check_connected(net: Network) -> None:
         shape=(n, n),
     ).tocsr()
     _, labels = sp.csgraph.connected_components(g, directed=False)
-    src = labels[net.source.node_idx[0]]
-    island = np.flatnonzero(labels != src)
-    if island.size:
+    # every phase of the source energises its component (uncoupled phases are separate graphs)
+    src_nodes = [int(k) for k in net.source.node_idx if k >= 0]
+    if net.source.term_node_idx is not None:
+        src_nodes += [int(k) for k in net.source.term_node_idx if k >= 0]
+    live = np.isin(labels, labels[src_nodes])
+    dead = np.flatnonzero(~live)
+    # a dead component confined to one bus is a neutral/winding point grounded through a shunt
+    comp_buses: dict[int, set[int]] = {}
+    for k in dead:
+        comp_buses.setdefault(int(labels[k]), set()).add(int(net.node_bus[k]))
+    island = [k for k in dead if len(comp_buses[int(labels[k])]) > 1]
+    if island:
         buses = sorted({net.node_names[k].split(".")[0] for k in island})
         shown = ", ".join(buses[:5]) + (" ..." if len(buses) > 5 else "")
         raise InputError(
