@@ -46,6 +46,8 @@ DEFAULT_MAX_BODY_BYTES = 1_000_000
 """Largest request body accepted (bytes); larger requests get 413 without being read."""
 MAX_HEADER_BYTES = 16_384
 KEEPALIVE_TIMEOUT_S = 75.0
+LINGER_TIMEOUT_S = 2.0
+LINGER_MAX_BYTES = 16 * DEFAULT_MAX_BODY_BYTES
 _READ_CHUNK = 65_536
 
 
@@ -124,11 +126,24 @@ class _Connection:
             self.writer.write(data)
             await self.writer.drain()
 
-    async def _refuse(self, status: int, text: str) -> None:
+    async def _refuse(self, status: int, text: str, *, linger: bool = False) -> None:
         with contextlib.suppress(h11.LocalProtocolError):
             for ev in _simple_response(status, text):
                 await self._send(ev)
             await self._send(h11.EndOfMessage())
+        if linger:
+            await self._linger()
+
+    async def _linger(self) -> None:
+        """Read and drop what the client is still sending before closing (bounded in bytes and
+        time), so closing with unread data does not reset the connection and lose the answer."""
+        budget = LINGER_MAX_BYTES
+        with contextlib.suppress(TimeoutError, ConnectionError, ssl.SSLError, OSError):
+            while budget > 0:
+                data = await asyncio.wait_for(self.reader.read(_READ_CHUNK), LINGER_TIMEOUT_S)
+                if not data:
+                    break
+                budget -= len(data)
 
     async def run(self) -> None:
         try:
@@ -161,7 +176,9 @@ class _Connection:
                 length = int(value)
         if length is not None and length > self.max_body_bytes:
             await self._refuse(
-                413, f"request body of {length} bytes exceeds the {self.max_body_bytes} byte limit"
+                413,
+                f"request body of {length} bytes exceeds the {self.max_body_bytes} byte limit",
+                linger=True,
             )
             return None
         chunks: list[bytes] = []
@@ -172,7 +189,9 @@ class _Connection:
                 size += len(event.data)
                 if size > self.max_body_bytes:
                     await self._refuse(
-                        413, f"request body exceeds the {self.max_body_bytes} byte limit"
+                        413,
+                        f"request body exceeds the {self.max_body_bytes} byte limit",
+                        linger=True,
                     )
                     return None
                 chunks.append(bytes(event.data))
