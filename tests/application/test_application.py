@@ -164,3 +164,17 @@ def test_wye_voltage_pair_must_agree() -> None:
 def test_three_phase_resource_on_a_single_phase_service() -> None:
     msg = _error(edit(example("example_level1.yaml"), {"resources.0.phases": 3}))
     assert "resources pv-1 are three-phase but the service is single_phase_3w" in msg
+
+
+def test_unquoted_yaml_numbers_for_names_are_accepted() -> None:
+    """`device: 27` and `gauge_awg: 12` are names that YAML reads as integers."""
+    data = edit(
+        example("example.yaml"),
+        {"protection.elements.2.device": 27, "metering.wiring.gauge_awg": 12},
+    )
+    app = parse_application(data)
+    assert app.protection is not None
+    assert app.protection.elements[2].device == "27"
+    assert app.metering is not None
+    assert app.metering.wiring is not None
+    assert app.metering.wiring.gauge_awg == "12"

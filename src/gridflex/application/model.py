@@ -24,7 +24,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from gridflex.terms import VoltWattCurve
 
@@ -39,6 +39,11 @@ Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 _AWG = re.compile(r"^#?\s*(\d{1,2})(\s*/\s*0)?(\s*awg)?$", re.IGNORECASE)
 
 
+def _int_to_str(value: object) -> object:
+    # YAML reads `gauge_awg: 12` and `device: 27` as integers; both are names, not quantities
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 def _awg(value: str) -> str:
     m = _AWG.match(value.strip())
     if not m or (m.group(2) and not 1 <= int(m.group(1)) <= 4):
@@ -49,7 +54,7 @@ def _awg(value: str) -> str:
 
 
 #: An AWG conductor size, normalised: '#12' -> '12', '1/0 AWG' -> '1/0'.
-AwgSize = Annotated[str, AfterValidator(_awg)]
+AwgSize = Annotated[str, BeforeValidator(_int_to_str), AfterValidator(_awg)]
 
 
 class _Model(BaseModel):
@@ -379,8 +384,9 @@ class RelayElement(_Model):
     not both. Voltage pickups are volts on a 120 V base; frequency pickups hertz.
     """
 
-    device: Literal[
-        "81O", "81U", "59", "27", "51V", "51N", "59N", "46", "37", "25", "32", "DTT"
+    device: Annotated[
+        Literal["81O", "81U", "59", "27", "51V", "51N", "59N", "46", "37", "25", "32", "DTT"],
+        BeforeValidator(_int_to_str),
     ] = Field(description="ANSI device number; 'DTT' = receive direct transfer trip.")
     label: str = ""
     pickup_v: float | None = Field(default=None, gt=0, description="Pickup, V on a 120 V base.")
@@ -503,9 +509,7 @@ class Application(_Model):
         if self.export_mode == "limited" and self.export_limit_kw is None:
             raise ValueError("export_mode is 'limited': give export_limit_kw")
         if self.service.phase_count == 1:
-            three = [
-                r.id for r in self.resources if not isinstance(r, NewLoad) and r.phases == 3
-            ]
+            three = [r.id for r in self.resources if not isinstance(r, NewLoad) and r.phases == 3]
             if three:
                 raise ValueError(
                     f"resources {', '.join(three)} are three-phase but the service is "

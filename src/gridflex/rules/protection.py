@@ -393,13 +393,17 @@ def _export_and_special(
         )
         return
     ratio = app.aggregate_generation_kw / load_kw
+    if load is not None and not load.connected_kw:
+        em_note = " (peak load used: give existing_load.connected_kw)"
+    else:
+        em_note = ""
     present = [d for d in devices if d in have]
     if ratio < approach - 1e-9:
         em.add(
             "special_protection",
             Status.PASS,
-            f"generation is {ratio:.0%} of connected load, below the {approach:.0%} 'approaches "
-            "load' assumption: special protection not indicated",
+            f"generation is {ratio:.0%} of connected load{em_note}, below the {approach:.0%} "
+            "'approaches load' assumption: special protection not indicated",
             ratio,
             approach,
         )
@@ -407,7 +411,7 @@ def _export_and_special(
         em.add(
             "special_protection",
             Status.PASS,
-            f"generation is {ratio:.0%} of connected load; {', '.join(present)} provided",
+            f"generation is {ratio:.0%} of connected load{em_note}; {', '.join(present)} provided",
             ratio,
             approach,
         )
@@ -415,7 +419,8 @@ def _export_and_special(
         em.add(
             "special_protection",
             Status.NEEDS_REVIEW,
-            f"generation is {ratio:.0%} of connected load (approaches or exceeds it): BGE may "
+            f"generation is {ratio:.0%} of connected load{em_note} (approaches or exceeds it): "
+            "BGE may "
             "require direct transfer trip (DTT) and/or reverse power (32)",
             ratio,
             approach,
