@@ -433,3 +433,27 @@ def test_generic_field_rule_missing_value_is_needs_review(tmp_path: Path) -> Non
     data["existing_load"]["minimum_kw"] = 2
     report = check(parse_application(data, "t"), [str(path)])
     assert report.findings[0].status is Status.PASS
+
+
+def test_report_as_a_table_and_counts() -> None:
+    report = check(example_application(), ["bge_csr6"])
+    frame = report.to_frame()
+    assert list(frame.columns) == [
+        "rule",
+        "status",
+        "value",
+        "limit",
+        "unit",
+        "source",
+        "message",
+        "ruleset",
+    ]
+    assert len(frame) == len(report.findings)
+    assert frame.loc[frame["rule"] == "bge_csr6.uv_fast", "value"].item() == 5.0
+    assert sum(report.counts().values()) == len(report.findings)
+    assert report.counts()["fail"] == 0
+
+
+def test_same_rule_set_twice_is_refused() -> None:
+    with pytest.raises(InputError, match="rule set 'bge_csr6' is given twice"):
+        check(example_application(), ["bge_csr6", "bge_csr6"])

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gridflex.application import Application
+from gridflex.errors import InputError
 from gridflex.rules.findings import Emitter, Finding, Report, Status
 from gridflex.rules.inverter import check_ieee1547_der
 from gridflex.rules.metering import check_btm_metering
@@ -88,7 +89,16 @@ def resolve_rulesets(names: Iterable[str | Path | RuleSet] | None) -> list[RuleS
     chosen = list(names or [])
     if not chosen:
         chosen = list(builtin_names())
-    return [n if isinstance(n, RuleSet) else load_ruleset(n) for n in chosen]
+    sets: list[RuleSet] = []
+    for n in chosen:
+        rs = n if isinstance(n, RuleSet) else load_ruleset(n)
+        if any(s.ruleset == rs.ruleset for s in sets):
+            raise InputError(
+                f"rule set {rs.ruleset!r} is given twice ({rs.path or 'built in'})",
+                "give each rule set once; a rule set of your own needs its own 'ruleset:' id",
+            )
+        sets.append(rs)
+    return sets
 
 
 def check(app: Application, rulesets: Sequence[str | Path | RuleSet] | None = None) -> Report:

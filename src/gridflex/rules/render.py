@@ -51,10 +51,10 @@ def print_text(report: Report, console: Console, *, show_not_applicable: bool = 
         header_style="bold",
     )
     table.add_column("status", no_wrap=True)
-    table.add_column("rule", overflow="fold", ratio=2)
+    table.add_column("rule", overflow="fold", ratio=3)
     table.add_column("value", overflow="fold", ratio=1)
     table.add_column("limit", overflow="fold", ratio=1)
-    table.add_column("finding / source", overflow="fold", ratio=5)
+    table.add_column("finding / source", overflow="fold", ratio=6)
     for f in report.findings:
         if f.status is Status.NOT_APPLICABLE and not show_not_applicable:
             continue
