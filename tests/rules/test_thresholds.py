@@ -744,3 +744,34 @@ def test_133_kw_derivation_is_shown_and_rounds_to_133() -> None:
 def test_threshold_case_count() -> None:
     """The count reported to the lead: named cases plus the PT-ratio pairs."""
     assert len(CASES) + 2 * len(PT_VOLTAGES) == 139
+
+
+def test_photo_checklist_adds_the_additional_cabinet() -> None:
+    items = [
+        "exterior_overview",
+        "ct_pt_enclosure_inside",
+        "meter_cabinet_outside",
+        "meter_cabinet_inside",
+        "ct_nameplates",
+        "ct_wiring",
+        "ct_polarity",
+        "pt_nameplates",
+        "pt_wiring",
+    ]
+    done = run(edit(LV, {"metering.photos_uploaded": items}), BTM)
+    assert statuses(done, f"{BTM}.photo_checklist") == {"pass"}
+    short = run(edit(LV, {"metering.photos_uploaded": items[:-1]}), BTM)
+    (f,) = short.by_rule(f"{BTM}.photo_checklist")
+    assert f.status.value == "fail"
+    assert "[pt_wiring] PT primary and secondary wiring" in f.message
+    extra = run(
+        edit(LV, {"metering.photos_uploaded": items, "metering.additional_cabinet": True}), BTM
+    )
+    (f,) = extra.by_rule(f"{BTM}.photo_checklist")
+    assert (f.status.value, f.value, f.limit) == ("fail", 9.0, 10.0)
+    assert "additional_cabinet" in f.message
+
+
+def test_relay_finding_names_the_covering_element() -> None:
+    (f,) = run(CAMPUS, BGE).by_rule(f"{BGE}.uv_fast")
+    assert "element 27 (27-2) set at 60 V clears in 5 cycles" in f.message

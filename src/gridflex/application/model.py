@@ -370,6 +370,10 @@ class MeteringDesign(_Model):
     gas_vent_distance_ft: NonNegative | None = Field(
         default=None, description="Spherical distance from its relief vent to the enclosure, ft."
     )
+    additional_cabinet: bool = Field(
+        default=False,
+        description="A pre-approved additional cabinet for a non-standard installation.",
+    )
     photos_uploaded: tuple[str, ...] | None = Field(
         default=None,
         description="Photo checklist items uploaded (ids from the rule set); None = not yet due.",

@@ -793,6 +793,8 @@ def photo_checklist(rs: RuleSet) -> list[dict[str, str]]:
 
 def _photos(md: MeteringDesign, rs: RuleSet, em: Emitter) -> None:
     items = photo_checklist(rs)
+    if md.additional_cabinet:
+        items += [dict(i) for i in rs.param("photo_checklist", "conditional_items")]
     listing = "; ".join(f"[{i['id']}] {i['text']}" for i in items)
     if md.photos_uploaded is None:
         em.add(

@@ -67,7 +67,19 @@ def effective_clearing_cycles(
     Under-elements see a value below ``threshold`` when their pickup is at or above it;
     over-elements when their pickup is at or below it. ``None`` when no element covers it.
     """
-    times: list[float] = []
+    best = covering_element(elements, device, direction, threshold, frequency_hz)
+    return None if best is None else best[0]
+
+
+def covering_element(
+    elements: tuple[RelayElement, ...] | list[RelayElement],
+    device: str,
+    direction: str,
+    threshold: float,
+    frequency_hz: float,
+) -> tuple[float, RelayElement] | None:
+    """The fastest element that sees a quantity just past ``threshold``, with its time (cycles)."""
+    best: tuple[float, RelayElement] | None = None
     for e in elements:
         if e.device != device:
             continue
@@ -76,9 +88,9 @@ def effective_clearing_cycles(
         if pickup is None or t is None:
             continue
         covers = at_least(pickup, threshold) if direction == "under" else at_most(pickup, threshold)
-        if covers:
-            times.append(t)
-    return min(times) if times else None
+        if covers and (best is None or t < best[0]):
+            best = (t, e)
+    return best
 
 
 def check_sync_protection(app: Application, rs: RuleSet) -> list[Finding]:
@@ -258,8 +270,8 @@ def _trip(rule_id: str, prot: ProtectionSettings, rs: RuleSet, em: Emitter, freq
     else:
         limit, unit_t, scale = float(p["max_s"]), "s", 1.0 / freq
     word = "below" if direction == "under" else "above"
-    t = effective_clearing_cycles(prot.elements, device, direction, threshold, freq)
-    if t is None:
+    best = covering_element(prot.elements, device, direction, threshold, freq)
+    if best is None:
         have = [e for e in prot.elements if e.device == device]
         untimed = any(e.clearing_cycles(freq) is None for e in have)
         em.add(
@@ -273,12 +285,16 @@ def _trip(rule_id: str, prot: ProtectionSettings, rs: RuleSet, em: Emitter, freq
             unit=unit_t,
         )
         return
+    t, element = best
     value = t * scale
     ok = at_most(value, limit)
+    pickup = element.pickup_hz if device.startswith("81") else element.pickup_v
+    name = f"{device} ({element.label})" if element.label else device
     em.add(
         rule_id,
         verdict(ok),
-        f"{word} {threshold:g} {unit_q}: device {device} clears in {value:g} {unit_t}; "
+        f"{word} {threshold:g} {unit_q}: element {name} set at {pickup:g} {unit_q} clears in "
+        f"{value:g} {unit_t}; "
         f"required within {limit:g} {unit_t}",
         value,
         limit,

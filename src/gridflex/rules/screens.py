@@ -272,11 +272,18 @@ def _shared_secondary(app: Application, rs: RuleSet, em: Emitter) -> bool | None
     choice = app.options.volt_watt_pilot
     usd = float(rs.param("volt_watt_pilot", "contribution_usd"))
     if choice in {"opt_in", "temporary"}:
+        how = (
+            f"volt/watt instead of the upgrade (the ${usd:g} contribution avoided; opt out any "
+            f"time after energization by paying the ${usd:g})"
+            if choice == "opt_in"
+            else f"volt/watt temporarily while the upgrade is built (contribution capped at "
+            f"${usd:g}; the settings can be removed after construction)"
+        )
         em.add(
             "level1_shared_secondary",
             Status.NEEDS_REVIEW,
-            f"shared-secondary DER {total:g} kVA exceeds {limit:g} kVA; the applicant chose the "
-            f"volt/watt pilot ({choice}): see volt_watt_pilot for the curve check",
+            f"shared-secondary DER {total:g} kVA exceeds {limit:g} kVA; the applicant chose "
+            f"{how}: see volt_watt_pilot for the curve check",
             total,
             limit,
             unit="kVA",
