@@ -11,6 +11,7 @@ from gridflex import __version__
 from gridflex.cli import check as check_cli
 from gridflex.cli import meterdata as meterdata_cli
 from gridflex.cli import registry as registry_cli
+from gridflex.cli import serve as serve_cli
 from gridflex.cli import simulate as simulate_cli
 from gridflex.cli import terms as terms_cli
 from gridflex.errors import GridflexError, InputError
@@ -29,6 +30,7 @@ app.add_typer(registry_cli.app, name="registry")
 app.add_typer(registry_cli.db_app, name="db")
 app.add_typer(meterdata_cli.app, name="meterdata")
 app.command("check")(check_cli.check)
+app.command("serve")(serve_cli.serve)
 
 # Exit codes shared by every sub-command.
 EXIT_OK = 0

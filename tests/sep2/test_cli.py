@@ -1,0 +1,66 @@
+"""``gridflex serve`` with no database or certificate options: embedded SQLite, a generated test
+CA, client certificates in a folder it prints, 2030.5 over mutual TLS and the registry at /admin."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def test_gridflex_serve_starts_everything_with_one_command(tmp_path: Path) -> None:
+    env = dict(os.environ, XDG_DATA_HOME=str(tmp_path), GRIDFLEX_DB_URL="")
+    env.pop("GRIDFLEX_DB_URL")
+    # only --port 0 (a free port: parallel test runs must not collide on 8443)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from gridflex.cli.main import main; main()",
+            "serve",
+            "--port",
+            "0",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    out = ""
+    try:
+        deadline = time.monotonic() + 60
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            out += line
+            if "Ctrl-C" in line:
+                break
+        m = re.search(r"https://127\.0\.0\.1:(\d+)/dcap", out)
+        assert m, out
+        folder = tmp_path / "gridflex" / "sep2-certs"
+        assert str(folder) in out
+        assert (tmp_path / "gridflex" / "gridflex.sqlite").exists()
+        ctx = ssl.create_default_context(cafile=str(folder / "ca.pem"))
+        ctx.load_cert_chain(str(folder / "device-1.pem"), str(folder / "device-1.key"))
+        with httpx.Client(verify=ctx, base_url=f"https://127.0.0.1:{m.group(1)}") as c:
+            r = c.get("/dcap")
+            assert r.status_code == 200
+            assert b"<DeviceCapability" in r.content
+            assert c.get("/admin/openapi.json").json()["info"]["title"] == "gridflex registry"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode in (0, -signal.SIGINT, 130), out
