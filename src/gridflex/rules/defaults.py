@@ -14,6 +14,7 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -60,12 +61,14 @@ def _curve(rule_id: str, y_name: str) -> tuple[tuple[float, ...], tuple[float, .
     return v, y, rs.rule(rule_id).source
 
 
+@cache
 def volt_watt_default() -> VoltWattCurve:
     """IEEE 1547-2018 default volt/watt curve (Table 10): 1.06 pu -> 100 %, 1.10 pu -> 20 %."""
     v, p, _ = _curve("volt_watt_default", "p_pct")
     return VoltWattCurve(v_pu=v, p_pct=p)
 
 
+@cache
 def seed_volt_watt_curve() -> VoltWattCurve:
     """Ameren Illinois' recommended Level 1 volt/watt curve [2]_.
 
@@ -77,6 +80,7 @@ def seed_volt_watt_curve() -> VoltWattCurve:
     return VoltWattCurve(v_pu=v, p_pct=p)
 
 
+@cache
 def volt_var_default(category: str = "B") -> VoltVarCurve:
     """IEEE 1547-2018 default volt/var curve (Table 8) for normal performance ``category``."""
     cat = category.strip().upper()

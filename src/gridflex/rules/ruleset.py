@@ -91,8 +91,15 @@ class RuleSet(BaseModel):
 
 def builtin_names() -> list[str]:
     """Names of the rule sets shipped with gridflex."""
+    return list(_builtin_names())
+
+
+@cache
+def _builtin_names() -> tuple[str, ...]:
     data = resources.files("gridflex.rules") / "data"
-    return sorted(p.name.removesuffix(".yaml") for p in data.iterdir() if p.name.endswith(".yaml"))
+    return tuple(
+        sorted(p.name.removesuffix(".yaml") for p in data.iterdir() if p.name.endswith(".yaml"))
+    )
 
 
 def _parse(text: str, origin: str) -> RuleSet:
