@@ -91,7 +91,7 @@ def html_free(text: str) -> str:
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#222}
-h1{font-size:1.4rem}table{border-collapse:collapse;width:100%;font-size:.9rem}
+h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}table{border-collapse:collapse;width:100%;font-size:.9rem}
 th,td{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;vertical-align:top}
 th{background:#f4f4f4;position:sticky;top:0}.src{color:#666;font-size:.8rem}
 .pass{color:#137333}.fail{color:#b3261e;font-weight:bold}.needs_review{color:#9a6700}
@@ -112,18 +112,25 @@ def _row(f: Finding) -> str:
 
 
 def to_html(report: Report) -> str:
-    """A standalone HTML page (inline CSS, no scripts) with every finding."""
+    """A standalone HTML page (inline CSS, no scripts): one table per rule set."""
     e = html.escape
     c = report.counts()
     summary = "".join(f'<span class="{k}">{v} {k.replace("_", " ")}</span>' for k, v in c.items())
-    rows = "\n".join(_row(f) for f in report.findings)
+    sections = []
+    for name in report.rulesets:
+        rows = [f for f in report.findings if f.ruleset == name]
+        counts = {s.value: sum(f.status is s for f in rows) for s in Status}
+        line = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items() if v)
+        body = "\n".join(_row(f) for f in rows)
+        sections.append(
+            f"<h2>{e(name)}</h2><p>{e(line)}</p>"
+            "<table><thead><tr><th>status</th><th>rule</th><th>value</th><th>limit</th>"
+            f"<th>finding / source</th></tr></thead><tbody>\n{body}\n</tbody></table>"
+        )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>gridflex check: {e(report.application_id)}</title><style>{_CSS}</style>"
         f"</head><body><h1>gridflex check: {e(report.application_id)}</h1>"
         f"<p>Rule sets: {e(', '.join(report.rulesets))}</p>"
-        f'<p class="summary">{summary}</p>'
-        "<table><thead><tr><th>status</th><th>rule</th><th>value</th><th>limit</th>"
-        f"<th>finding / source</th></tr></thead><tbody>\n{rows}\n</tbody></table>"
-        "</body></html>\n"
+        f'<p class="summary">{summary}</p>' + "".join(sections) + "</body></html>\n"
     )
