@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gridflex.errors import InputError
 from gridflex.meterdata import read_867
+from tests.meterdata.conftest import FIXTURES
 
 
 def _read(text: str):
@@ -197,3 +200,72 @@ def test_not_an_interchange():
 def test_missing_file(tmp_path):
     with pytest.raises(InputError, match=re.escape(str(tmp_path / "nope.x12"))):
         read_867(tmp_path / "nope.x12")
+
+
+def test_empty_interchange(fixture_text):
+    text = fixture_text("spring_forward_elapsed.x12")
+    lines = text.splitlines(keepends=True)
+    empty = "".join([lines[0], lines[1], "GE*0*101~\n", "IEA*1*000000101~\n"])
+    with pytest.raises(InputError, match=r"holds no transaction sets"):
+        _read(empty)
+
+
+def test_unterminated_last_segment(fixture_text):
+    text = fixture_text("spring_forward_elapsed.x12").rstrip().removesuffix("~")
+    with pytest.raises(InputError, match=r"last segment \('IEA\*1\*000000101'.*has no terminator"):
+        _read(text)
+
+
+def test_doubled_terminator_is_an_empty_segment(fixture_text):
+    text = fixture_text("spring_forward_elapsed.x12").replace("REF*6W*1~", "REF*6W*1~~")
+    with pytest.raises(InputError, match=r"segment 17 has no tag"):
+        _read(text)
+
+
+def _recount(lines: list[str]) -> list[str]:
+    """Fix SE01 after a segment was added or removed (one segment per line)."""
+    out, start = [], None
+    for line in lines:
+        if line.startswith("ST*"):
+            start = len(out)
+        if line.startswith("SE*") and start is not None:
+            parts = line.split("*")
+            parts[1] = str(len(out) - start + 1)
+            line = "*".join(parts)
+        out.append(line)
+    return out
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_any_damaged_file_reads_or_fails_with_an_input_error(data):
+    # Robustness: deleting, duplicating or editing one segment never crashes the reader.
+    name = data.draw(
+        st.sampled_from(["subtractive_unmetered.x12", "split_boundary.x12", "fall_back_codes.x12"])
+    )
+    lines = (FIXTURES / name).read_text().splitlines(keepends=True)
+    i = data.draw(st.integers(1, len(lines) - 1))
+    action = data.draw(st.sampled_from(["delete", "duplicate", "edit"]))
+    if action == "delete":
+        del lines[i]
+    elif action == "duplicate":
+        lines.insert(i, lines[i])
+    else:
+        parts = lines[i].rstrip("~\n").split("*")
+        k = data.draw(st.integers(0, len(parts) - 1))
+        parts[k] = data.draw(st.text("0123456789ABCDSXQ.-", max_size=9))
+        lines[i] = "*".join(parts) + "~\n"
+    if data.draw(st.booleans()):
+        lines = _recount(lines)  # get past the SE01 check into the loop reader
+    try:
+        result = read_867("".join(lines).encode())
+    except InputError:
+        return
+    else:
+        assert list(result.intervals.columns) == [
+            "service_point",
+            "meter",
+            "interval_start",
+            "interval_end",
+            "kwh",
+        ]

@@ -133,3 +133,12 @@ def test_one_transaction_per_service_point_whatever_the_meter_count():
     assert txns.loc["SP2001", "meters"] == 3
     assert txns.loc["SP2002", "meters"] == 1
     assert result.summary().shape[0] == 4
+
+
+@pytest.mark.parametrize("layout", ["one line", "crlf"])
+def test_segment_layout_does_not_matter(fixture_text, layout, expected):
+    text = fixture_text("spring_forward_codes.x12")
+    text = text.replace("\n", "") if layout == "one line" else text.replace("\n", "\r\n")
+    got = read_867(text.encode()).intervals
+    want = expected("spring_forward_expected.csv")
+    assert got["interval_end"].tolist() == want["interval_end"].tolist()

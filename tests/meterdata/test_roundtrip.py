@@ -64,9 +64,10 @@ def series(draw):
             role = draw(st.sampled_from(["A", "S"]))
             meters.append({"service_point": sp, "meter": m, "role": role, "channel": "1"})
             keep = draw(st.lists(st.booleans(), min_size=n, max_size=n))
-            keep[0] = keep[1] = True  # two adjacent stamps show the interval length
+            # Two adjacent stamps show the interval length; gaps elsewhere are multiples of it.
+            keep[0] = keep[1] = True
             for k in range(n):
-                if keep[k] or step_min == 60:
+                if keep[k]:
                     rows.append(
                         {
                             "service_point": sp,

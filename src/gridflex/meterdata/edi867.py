@@ -509,6 +509,10 @@ def read_867(
         payload, source = data, "X12 input"
     zone = zone or str(_config.utility()["zone"])
     sets = transactions(tokenize(payload, source), source)
+    if not sets:
+        raise InputError(
+            f"{source}: the interchange holds no transaction sets", "send at least one ST*867"
+        )
     rows: list[dict[str, Any]] = []
     meter_rows: list[dict[str, Any]] = []
     txn_rows: list[dict[str, Any]] = []
@@ -522,10 +526,9 @@ def read_867(
     intervals = _merge_boundaries(rows, source)
     meters = pd.DataFrame(meter_rows, columns=[*METER_COLUMNS, "_seg"])
     meters = _one_meter_row(meters, source)
-    txns = pd.DataFrame(txn_rows).drop(columns="_seg") if txn_rows else pd.DataFrame()
+    txns = pd.DataFrame(txn_rows).drop(columns="_seg")
     for col in ("period_start", "period_end"):
-        if col in txns:
-            txns[col] = pd.to_datetime(txns[col], utc=True)
+        txns[col] = pd.to_datetime(txns[col], utc=True)
     return Edi867(intervals=intervals, meters=meters, transactions=txns)
 
 
