@@ -63,4 +63,7 @@ def test_gridflex_serve_starts_everything_with_one_command(tmp_path: Path) -> No
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if proc.stdout is not None:
+            out += proc.stdout.read()
+            proc.stdout.close()
     assert proc.returncode in (0, -signal.SIGINT, 130), out
