@@ -76,7 +76,8 @@ def test_ieee13_model_contents() -> None:
     net = load_network(require_feeder("ieee/13Bus/IEEE13Nodeckt.dss"))
     # node names exactly as OpenDSS (YNodeOrder, lower case)
     assert net.node_names[:3] == ["sourcebus.1", "sourcebus.2", "sourcebus.3"]
-    assert "671.1" in net.node_names and "611.3" in net.node_names
+    assert "671.1" in net.node_names
+    assert "611.3" in net.node_names
     assert net.n_nodes == 41
     assert len(net.loads) == 15
     assert set(net.loads.model.tolist()) == {1, 2, 5}

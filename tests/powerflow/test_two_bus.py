@@ -10,7 +10,7 @@ Per phase, a constant-power load ``S = P + jQ`` fed through ``Z = R + jX`` from 
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from gridflex.network import load_network
 from gridflex.powerflow import simulate
 from tests.powerflow.opendss_ref import run_opendss
 
-START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+START = datetime(2024, 1, 1, tzinfo=UTC)
 KV = 12.47
 R_OHM, X_OHM = 0.5, 1.0
 

@@ -138,7 +138,7 @@ def _build_ppc(net: Any) -> None:
     # A base-case power flow fills net._ppc exactly as every later runpp would; numba=False keeps
     # pandapower from logging a warning on machines without numba.
     try:
-        pp.runpp(net, numba=False, calculate_voltage_angles=True, trafo_model="t")
+        pp.runpp(net, numba=False, calculate_voltage_angles=True, trafo_model="t", init="flat")
     except pp.LoadflowNotConverged:
         # the tables are built before the Newton loop starts; they are all we need
         if getattr(net, "_ppc", None) is None:

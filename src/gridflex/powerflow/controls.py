@@ -61,8 +61,7 @@ def regulator_pending_taps(net: Network, r: int, v: ComplexArray, tap_pos: int) 
     if reg.winding_delta[r]:
         vw = np.array([term[i] - term[(i + 1) % nph] for i in range(nph)])
     else:
-        neutral = term[nph] if nc > nph else 0.0
-        vw = term[:nph] - neutral
+        vw = term[:nph] - term[nph] if nc > nph else term[:nph].copy()
     mon = reg.monitored_node_idx[r]
     if mon.size and not np.array_equal(mon, refs[(w - 1) * nc : (w - 1) * nc + nph]):
         vw = v[mon]  # regulated remote bus (bus=): node voltages to ground
@@ -154,10 +153,10 @@ def capacitor_pending(net: Network, c: int, v: ComplexArray, steps_on: int) -> i
     available = int(cap.n_steps[c]) - steps_on
     on, off = cap.on_setting[c], cap.off_setting[c]
     if cap.volt_override[c] and kind != "voltage":
-        vt = _control_voltage(net, c, _term_voltages(net, c, v))
-        if not closed and vt < cap.vmin_v[c]:
+        v_ctl = _control_voltage(net, c, _term_voltages(net, c, v))
+        if not closed and v_ctl < cap.vmin_v[c]:
             return CLOSE
-        if closed and vt > cap.vmax_v[c]:
+        if closed and v_ctl > cap.vmax_v[c]:
             return OPEN
     if kind == "voltage":
         x = _control_voltage(net, c, _term_voltages(net, c, v))

@@ -57,20 +57,19 @@ def shape_multipliers(shape: LoadShape | None, hours: FloatArray) -> tuple[Float
         i = np.where(i == 0, shape.npts, i)
         idx = i - 1
         pm = p[idx]
-        if q is not None:
-            qm = q[idx]
-        else:
-            qm = np.zeros(t) if shape.use_actual else pm.copy()
-        return pm, qm
+        return pm, _q_or_default(q[idx] if q is not None else None, pm, shape.use_actual)
     h = shape.hours if shape.hours is not None else np.arange(shape.npts, dtype=float)
     last = h[-1]
     hr = np.where(hours > last, hours - np.trunc(hours / last) * last, hours)
     pm = np.interp(hr, h, p)
-    if q is not None:
-        qm = np.interp(hr, h, q)
-    else:
-        qm = np.zeros(t) if shape.use_actual else pm.copy()
-    return pm, qm
+    return pm, _q_or_default(np.interp(hr, h, q) if q is not None else None, pm, shape.use_actual)
+
+
+def _q_or_default(qm: FloatArray | None, pm: FloatArray, use_actual: bool) -> FloatArray:
+    """Q multipliers; without them Q follows P, or is 0 for ``useactual`` shapes."""
+    if qm is not None:
+        return qm
+    return np.zeros_like(pm) if use_actual else pm.copy()
 
 
 @dataclass

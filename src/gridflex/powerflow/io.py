@@ -141,7 +141,7 @@ def write_violations_csv(violations: pd.DataFrame, path: Path) -> None:
     """Write the violations table with ISO-8601 UTC times (``2016-01-01T00:15:00Z``)."""
     out = violations.loc[:, ["time", "element", "kind", "value", "limit"]].copy()
     out["time"] = _iso_utc(out["time"]) if len(out) else pd.Series([], dtype=object)
-    out.to_csv(path, index=False, float_format="%.6g")
+    out.to_csv(path, index=False, float_format="%.10g")
 
 
 def write_results(

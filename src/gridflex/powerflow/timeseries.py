@@ -125,7 +125,7 @@ class _Problem:
                 ).tocsc()
             )
         if extra is not None:
-            y = y + extra
+            y = y + sp.csc_matrix(extra)
         return sp.csc_matrix(y)
 
 
@@ -249,8 +249,14 @@ def _fixed_point(
     v0: ComplexArray,
     y_nom: ComplexArray,
     max_iter: int,
+    pv: _PVState | None = None,
 ) -> _Solved:
-    """Fixed-point iteration on all columns at once; converged columns drop out."""
+    """Fixed-point iteration on all columns at once; converged columns drop out.
+
+    With inverter functions (``pv``), each iteration also moves every PV system's active and
+    reactive power half-way to its volt/watt / volt/var target at the present voltage (damped
+    so the voltage-power loop contracts), and a column converges only when both settle.
+    """
     v = np.array(v0, dtype=complex, copy=True)
     k = v.shape[1]
     iters = np.zeros(k, dtype=np.int64)
@@ -262,6 +268,7 @@ def _fixed_point(
     for it in range(1, max_iter + 1):
         va = v[:, act]
         vd = _vd(prob, va)
+        dp = pv.update(prob, vd, w, var, act) if pv is not None else None
         cur = phase_currents(prob.inj, vd, w[:, act], var[:, act])
         rhs = prob.i_src[:, None] - c @ (cur - y_nom[:, None] * vd)
         vn = fac.solve(rhs)
@@ -270,8 +277,10 @@ def _fixed_point(
         dv[bad] = np.inf
         v[:, act] = vn
         iters[act] = it
-        last_dv[act] = dv
+        last_dv[act] = dv if dp is None else np.maximum(dv, dp)
         done = dv < prob.tol_pu
+        if dp is not None:
+            done &= dp < prob.tol_pu
         conv[act[done]] = True
         act = act[~done & ~bad]
         if act.size == 0:
@@ -279,12 +288,82 @@ def _fixed_point(
     return _Solved(v=v, iterations=iters, converged=conv, max_dv_pu=last_dv)
 
 
+@dataclass
+class _PVState:
+    """PV set-points of one block of steps under volt/watt and volt/var (kW, kvar per system)."""
+
+    avail_kw: FloatArray  # (n_pv, k)
+    p_kw: FloatArray
+    q_kvar: FloatArray
+    settings: InverterSettings
+    damping: float = 0.5
+
+    def sub(self, cols: IntArray) -> _PVState:
+        return _PVState(
+            self.avail_kw[:, cols].copy(),
+            self.p_kw[:, cols].copy(),
+            self.q_kvar[:, cols].copy(),
+            self.settings,
+            self.damping,
+        )
+
+    def update(
+        self, prob: _Problem, vd: ComplexArray, w: FloatArray, var: FloatArray, act: IntArray
+    ) -> FloatArray:
+        """Move set-points towards the curves at voltage ``vd``; return max change (pu kVA)."""
+        net = prob.net
+        inj = prob.inj
+        rows = np.flatnonzero(inj.is_pv)
+        elem = inj.element[rows]
+        n_pv = len(net.pv)
+        vpu_phase = np.abs(vd[rows]) / inj.v_base_v[rows][:, None]
+        nph = net.pv.n_phases.astype(float)
+        v_e = np.zeros((n_pv, act.size))
+        np.add.at(v_e, elem, vpu_phase)
+        v_e /= nph[:, None]  # OpenDSS InvControl monVoltageCalc=AVG
+        kva = net.pv.kva[:, None]
+        avail = self.avail_kw[:, act]
+        p_old = self.p_kw[:, act]
+        q_old = self.q_kvar[:, act]
+        target_p = avail
+        if self.settings.volt_watt:
+            curve = self.settings.resolved_volt_watt_curve()
+            limit = curve.limit_pct(v_e) / 100.0 * net.pv.pmpp_kw[:, None]
+            target_p = np.minimum(avail, limit)
+        p_new = p_old + self.damping * (target_p - p_old)
+        q_new = q_old
+        if self.settings.volt_var:
+            from gridflex.rules.defaults import volt_var_default
+
+            vv = volt_var_default(self.settings.volt_var_category)
+            q_target = vv.q_pct_at(v_e) / 100.0 * kva
+            q_room = np.sqrt(np.clip(kva**2 - p_new**2, 0.0, None))
+            q_target = np.clip(q_target, -q_room, q_room)
+            q_new = q_old + self.damping * (q_target - q_old)
+        dp = np.max(np.abs(p_new - p_old) / kva, axis=0) if n_pv else np.zeros(act.size)
+        if self.settings.volt_var and n_pv:
+            dp = np.maximum(dp, np.max(np.abs(q_new - q_old) / kva, axis=0))
+        self.p_kw[:, act] = p_new
+        self.q_kvar[:, act] = q_new
+        per_phase = nph[elem][:, None]
+        w[np.ix_(rows, act)] = -1000.0 * p_new[elem] / per_phase
+        if self.settings.volt_var:
+            var[np.ix_(rows, act)] = -1000.0 * q_new[elem] / per_phase
+        return np.asarray(dp, dtype=float)
+
+
 def _solve_steps(
-    prob: _Problem, state: State, w: FloatArray, var: FloatArray, v0: ComplexArray
+    prob: _Problem,
+    state: State,
+    w: FloatArray,
+    var: FloatArray,
+    v0: ComplexArray,
+    pv: _PVState | None = None,
 ) -> _Solved:
     """Solve columns for one control state: batched fixed point, then per-step fallback."""
     fac = prob.factor(state)
-    res = _fixed_point(prob, fac, w, var, v0, prob.y_nom, _MAX_ITER)
+    max_iter = _MAX_ITER if pv is None else 4 * _MAX_ITER
+    res = _fixed_point(prob, fac, w, var, v0, prob.y_nom, max_iter, pv)
     for j in np.flatnonzero(~res.converged):
         # Fallback: re-linearise the load admittance at this step's operating point
         vstart = res.v[:, [j]] if np.all(np.isfinite(res.v[:, j])) else v0[:, [j]]
@@ -299,7 +378,15 @@ def _solve_steps(
             fac_j = factorize(prob.y_of(state, extra=extra))
         except RuntimeError:
             continue
-        sub = _fixed_point(prob, fac_j, w[:, [j]], var[:, [j]], vstart, y_op, _FALLBACK_ITER)
+        pv_j = pv.sub(np.array([j])) if pv is not None else None
+        w_j = w[:, [j]]
+        var_j = var[:, [j]]
+        sub = _fixed_point(prob, fac_j, w_j, var_j, vstart, y_op, max_iter, pv_j)
+        w[:, j] = w_j[:, 0]
+        var[:, j] = var_j[:, 0]
+        if pv is not None and pv_j is not None:
+            pv.p_kw[:, j] = pv_j.p_kw[:, 0]
+            pv.q_kvar[:, j] = pv_j.q_kvar[:, 0]
         res.v[:, j] = sub.v[:, 0]
         res.iterations[j] += sub.iterations[0]
         res.converged[j] = sub.converged[0]
@@ -321,6 +408,7 @@ def _control_loop(
     hour_s: float,
     last_open_s: FloatArray,
     max_control_iter: int,
+    pv: _PVState | None = None,
 ) -> tuple[State, _Solved, int]:
     """OpenDSS static control iterations for one step (column vectors ``w``, ``var``, ``v``)."""
     net = prob.net
@@ -378,7 +466,7 @@ def _control_loop(
             elif p == ctl.CLOSE and caps[c] < cap.n_steps[c]:
                 caps[c] += 1
         new_state: State = (tuple(taps), tuple(caps))
-        solved = _solve_steps(prob, new_state, w, var, solved.v)
+        solved = _solve_steps(prob, new_state, w, var, solved.v, pv)
     return (tuple(taps), tuple(caps)), solved, n_iter
 
 
@@ -453,7 +541,6 @@ class _Recorder:
         )
         self.row_branch = np.asarray(row_branch, dtype=np.int64)
         self.row_start = np.searchsorted(self.row_branch, np.arange(self.b))
-        self.reg_branch = set(int(x) for x in net.regulators.branch_idx)
 
     def record(
         self,
@@ -474,7 +561,7 @@ class _Recorder:
         self.reg_taps[cols] = np.asarray(taps, dtype=np.int64)
         self.cap_states[cols] = np.asarray(caps, dtype=np.int64)
         # branch loading
-        i_rows = np.abs(self.m_branch @ v)
+        i_rows = np.abs(np.asarray(self.m_branch @ v))
         br = net.branches
         reg = net.regulators
         for r in range(len(reg)):
@@ -551,7 +638,7 @@ def _resolve_time(
     if start.tzinfo is None:
         raise InputError(
             f"start {start.isoformat()} has no time zone",
-            "pass a timezone-aware datetime (e.g. datetime(2024, 1, 1, tzinfo=ZoneInfo('America/Chicago')))",
+            "pass a timezone-aware datetime, e.g. datetime(2024, 1, 1, tzinfo=ZoneInfo('UTC'))",
         )
     t0 = pd.Timestamp(start).tz_convert("UTC")
     times = pd.date_range(t0, periods=steps, freq=pd.Timedelta(hours=step_h))
@@ -602,13 +689,16 @@ def simulate(
         raise InputError(f"controls must be 'static' or 'off', got {controls!r}", "use one of them")
     t_begin = _time.perf_counter()
     times, step_h = _resolve_time(start, steps, step, network)
-    hours = (np.arange(steps) + 1.0) * step_h
+    hours = np.asarray((np.arange(steps) + 1.0) * step_h, dtype=np.float64)
     inj = build_injectors(network)
     w_all, var_all, pv_avail = _phase_power(network, inj, hours, snapshot=False)
     prob = _build_problem(network, w_all.mean(axis=1), var_all.mean(axis=1), tolerance_pu)
 
     rec = _Recorder(prob, steps, pv_avail)
     failures: list[StepFailure] = []
+    pv_all: _PVState | None = None
+    if inverter is not None and len(network.pv) and (inverter.volt_watt or inverter.volt_var):
+        pv_all = _PVState(pv_avail.copy(), pv_avail.copy(), np.zeros_like(pv_avail), inverter)
     n = prob.n
     chunk = int(max(16, min(2048, _CHUNK_BUDGET_BYTES / (16.0 * max(n, 1) * 8))))
     if controls == "off":
@@ -623,12 +713,13 @@ def simulate(
         cols = np.arange(t, min(t + window, steps))
         w = w_all[:, cols]
         var = var_all[:, cols]
+        pv_chunk = pv_all.sub(cols) if pv_all is not None else None
         v0 = (
             _no_load(prob, state, cols.size)
             if v_prev is None
             else np.repeat(v_prev[:, None], cols.size, axis=1)
         )
-        solved = _solve_steps(prob, state, w, var, v0)
+        solved = _solve_steps(prob, state, w, var, v0, pv_chunk)
         if controls == "off":
             rec.record(cols, solved, state, w, var)
             v_prev = solved.v[:, -1].copy()
@@ -636,25 +727,26 @@ def simulate(
         else:
             acted_at = -1
             for j, col in enumerate(cols):
-                vcol = solved.v[:, j]
-                wants = _any_action(prob, state, vcol)
-                if not wants:
+                if not _any_action(prob, state, solved.v[:, j]):
                     continue
-                # accept the steps before j with the present state
+                # the steps before j keep the present state
                 if j > 0:
                     rec.record(cols[:j], _slice(solved, slice(0, j)), state, w[:, :j], var[:, :j])
-                new_state, sub, _ = _control_loop(
+                w_j = w[:, [j]]
+                var_j = var[:, [j]]
+                pv_j = pv_chunk.sub(np.array([j])) if pv_chunk is not None else None
+                state, sub, _ = _control_loop(
                     prob,
                     state,
-                    w[:, [j]],
-                    var[:, [j]],
+                    w_j,
+                    var_j,
                     solved.v[:, [j]],
                     float(col) * step_h * 3600.0,
                     last_open,
                     max_control_iter,
+                    pv_j,
                 )
-                state = new_state
-                rec.record(np.array([col]), sub, state, w[:, [j]], var[:, [j]])
+                rec.record(np.array([col]), sub, state, w_j, var_j)
                 v_prev = sub.v[:, 0].copy()
                 acted_at = j
                 break
@@ -675,7 +767,7 @@ def simulate(
             else f"fixed-point and fallback iterations stalled at max |dV| = {rec.max_dv[k]:.3g} pu"
         )
         failures.append(
-            StepFailure(step=int(k), time=times[k], cause=cause, max_dv_pu=float(rec.max_dv[k]))
+            StepFailure(step=int(k), time=pd.Timestamp(times[int(k)]), cause=cause, max_dv_pu=float(rec.max_dv[k]))
         )
         rec.v_pu[k] = np.where(np.isfinite(rec.v_pu[k]), rec.v_pu[k], np.nan)
     solve_s = _time.perf_counter() - t_begin
