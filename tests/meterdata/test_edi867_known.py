@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from gridflex.errors import InputError
 from gridflex.meterdata import combine_867, read_867
 from tests.meterdata.conftest import FIXTURES
 
@@ -142,3 +143,9 @@ def test_segment_layout_does_not_matter(fixture_text, layout, expected):
     got = read_867(text.encode()).intervals
     want = expected("spring_forward_expected.csv")
     assert got["interval_end"].tolist() == want["interval_end"].tolist()
+
+
+def test_combining_the_same_bill_twice_is_refused():
+    bill = read_867(FIXTURES / "subtractive_unmetered.x12")
+    with pytest.raises(InputError, match=r"duplicate interval for meter MAIN01 .* readings 1, 2"):
+        combine_867([bill, bill])

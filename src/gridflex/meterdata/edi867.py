@@ -523,7 +523,9 @@ def read_867(
         rows += r
         meter_rows += m
         txn_rows.append(t)
-    intervals = _merge_boundaries(rows, source)
+    intervals = _merge_boundaries(
+        pd.DataFrame(rows, columns=[*INTERVAL_COLUMNS, "_seg", "_txn"]), source
+    )
     meters = pd.DataFrame(meter_rows, columns=[*METER_COLUMNS, "_seg"])
     meters = _one_meter_row(meters, source)
     txns = pd.DataFrame(txn_rows).drop(columns="_seg")
@@ -546,37 +548,45 @@ def _one_meter_row(meters: pd.DataFrame, source: str) -> pd.DataFrame:
     return out.sort_values(["service_point", "meter"]).reset_index(drop=True)
 
 
-def _merge_boundaries(rows: list[dict[str, Any]], source: str) -> pd.DataFrame:
-    """Add the two partial values of a split billing-boundary hour; refuse other duplicates."""
-    if not rows:
+def _merge_boundaries(frame: pd.DataFrame, source: str, part: str = "segment") -> pd.DataFrame:
+    """Add the two partial values of a split billing-boundary hour; refuse other duplicates.
+
+    ``frame`` holds the interval columns plus ``_txn`` (which bill a row comes from) and
+    ``_seg`` (where it is, for messages: a segment number, or a reading number).
+    """
+    if frame.empty:
         empty = pd.DataFrame({c: pd.Series(dtype=object) for c in INTERVAL_COLUMNS})
         for c in ("interval_start", "interval_end"):
             empty[c] = pd.to_datetime(empty[c], utc=True)
         empty["kwh"] = empty["kwh"].astype(float)
         return empty
-    frame = pd.DataFrame(rows)
+    frame = frame.copy()
     frame["interval_start"] = pd.to_datetime(frame["interval_start"], utc=True)
     frame["interval_end"] = pd.to_datetime(frame["interval_end"], utc=True)
     key = ["service_point", "meter", "interval_start", "interval_end"]
     dup = frame.duplicated(key, keep=False)
     if dup.any():
         for _, group in frame[dup].groupby(key):
-            txns = sorted(group["_txn"].tolist())
-            ok = len(txns) == 2 and txns[0] != txns[1]
+            bills = group["_txn"].tolist()
+            ok = len(bills) == 2 and bills[0] != bills[1]
             if ok:
-                # The split hour closes the earlier bill and opens the later one (FAQ 22).
+                # The split hour closes one bill and opens the next (FAQ 22): it is the last
+                # interval of one and the first of the other, for this meter.
                 at = group["interval_start"].iloc[0]
-                same_meter = frame["meter"] == group["meter"].iloc[0]
-                earlier = frame.loc[same_meter & (frame["_txn"] == txns[0]), "interval_start"]
-                later = frame.loc[same_meter & (frame["_txn"] == txns[1]), "interval_start"]
-                ok = at == earlier.max() and at == later.min()
+                mine = frame[
+                    (frame["service_point"] == group["service_point"].iloc[0])
+                    & (frame["meter"] == group["meter"].iloc[0])
+                ]
+                a = mine.loc[mine["_txn"] == bills[0], "interval_start"]
+                b = mine.loc[mine["_txn"] == bills[1], "interval_start"]
+                ok = (at == a.max() and at == b.min()) or (at == b.max() and at == a.min())
             if not ok:
-                segs = ", ".join(str(s) for s in group["_seg"])
+                where = ", ".join(str(s) for s in group["_seg"])
                 raise InputError(
                     f"{source}: duplicate interval for meter {group['meter'].iloc[0]} starting "
-                    f"{group['interval_start'].iloc[0].isoformat()} at segments {segs}",
+                    f"{group['interval_start'].iloc[0].isoformat()} at {part}s {where}",
                     "send each interval once; only a billing period's split boundary hour may "
-                    "appear in two consecutive transactions",
+                    "appear in two consecutive bills",
                 )
         frame = frame.groupby(key, as_index=False, sort=False).agg(kwh=("kwh", "sum"))
     frame = frame[INTERVAL_COLUMNS].sort_values(["service_point", "meter", "interval_start"])
@@ -876,15 +886,18 @@ def read_table(path: str | Path) -> pd.DataFrame:
 def combine_867(results: Iterable[Edi867]) -> Edi867:
     """Combine several 867 readings (e.g. consecutive billing periods) into one.
 
-    The split boundary hour of two consecutive bills (two partial values) is added into one
-    row when both carry the same hour; otherwise rows are kept as they are.
+    The split boundary hour of two consecutive bills, when both carry it on the same hour
+    (service periods without times), is added into one row (003_bfb20267a3df903e.txt, FAQ 22).
+    Any other overlap - the same bill read twice, overlapping periods - is an error rather than
+    double-counted usage.
     """
     items = list(results)
     if not items:
         raise InputError("no 867 readings to combine", "pass at least one")
-    rows = pd.concat([r.intervals for r in items], ignore_index=True)
-    key = ["service_point", "meter", "interval_start", "interval_end"]
-    merged = rows.groupby(key, as_index=False, sort=True).agg(kwh=("kwh", "sum"))
+    rows = pd.concat(
+        [r.intervals.assign(_txn=k, _seg=k + 1) for k, r in enumerate(items)], ignore_index=True
+    )
+    merged = _merge_boundaries(rows, "combined 867 readings", part="reading")
     meters = pd.concat([r.meters for r in items]).drop_duplicates(["service_point", "meter"])
     txns = pd.concat([r.transactions for r in items], ignore_index=True)
-    return Edi867(merged.reset_index(drop=True), meters.reset_index(drop=True), txns)
+    return Edi867(merged, meters.reset_index(drop=True), txns)
