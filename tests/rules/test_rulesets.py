@@ -236,6 +236,32 @@ SEED_THRESHOLDS: list[tuple[str, str, str, Any, str, str]] = [
         "as quickly as 12 cycles",
     ),
     ("bge_csr6", "nominal_frequency", "frequency_hz", 60.0, "002", "60.3Hz"),
+    ("bge_csr6", "revenue_metering", "low_voltage_max_v", 480.0, "002", "(480 volts or less)"),
+    ("bge_csr6", "revenue_metering", "medium_voltage_min_v", 2400.0, "002", "(2.4kV through 33kV)"),
+    (
+        "bge_csr6",
+        "revenue_metering",
+        "medium_voltage_max_v",
+        33000.0,
+        "002",
+        "(2.4kV through 33kV)",
+    ),
+    (
+        "bge_csr6",
+        "distribution_automation",
+        "circuit_a",
+        20.0,
+        "002",
+        "dedicated 20A, 120VAC circuit",
+    ),
+    (
+        "bge_csr6",
+        "distribution_automation",
+        "circuit_v",
+        120.0,
+        "002",
+        "dedicated 20A, 120VAC circuit",
+    ),
     # 001 flexible interconnection report (screens and the pilot)
     ("il_part466_screens", "level1_shared_secondary", "max_kva", 20.0, "001", "exceed 20kVA"),
     (

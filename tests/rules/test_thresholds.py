@@ -464,6 +464,45 @@ CASES: dict[str, Case] = {
     "bge generation just under 80 %": Case(
         CAMPUS, BGE, {"existing_load.connected_kw": 2313}, "special_protection", "pass"
     ),
+    "bge 13.2 kV generator: metering cubicle": Case(CAMPUS, BGE, {}, "revenue_metering", "pass"),
+    "bge 480 V generator: CT cabinet": Case(
+        CAMPUS,
+        BGE,
+        {"resources.2.terminal_voltage_ll_v": 480, "generator_metering.ct_cabinet": True},
+        "revenue_metering",
+        "pass",
+    ),
+    "bge 480 V generator without CT cabinet": Case(
+        CAMPUS,
+        BGE,
+        {"resources.2.terminal_voltage_ll_v": 480, "generator_metering.ct_cabinet": False},
+        "revenue_metering",
+        "fail",
+    ),
+    "bge 2400 V generator: metering cubicle": Case(
+        CAMPUS, BGE, {"resources.2.terminal_voltage_ll_v": 2400}, "revenue_metering", "pass"
+    ),
+    "bge 2399 V generator: neither": Case(
+        CAMPUS,
+        BGE,
+        {"resources.2.terminal_voltage_ll_v": 2399},
+        "revenue_metering",
+        "needs_review",
+    ),
+    "bge DA circuit 20 A": Case(CAMPUS, BGE, {}, "distribution_automation", "pass"),
+    "bge DA circuit 19.9 A": Case(
+        CAMPUS, BGE, {"generator_metering.da_circuit_a": 19.9}, "distribution_automation", "fail"
+    ),
+    "bge DA circuit 240 V": Case(
+        CAMPUS, BGE, {"generator_metering.da_circuit_v": 240}, "distribution_automation", "fail"
+    ),
+    "bge automatic transfer not blocked": Case(
+        CAMPUS,
+        BGE,
+        {"generator_metering.automatic_transfer_blocked": False},
+        "automatic_transfer_blocking",
+        "fail",
+    ),
     # ---- 001 Part 466 screens and the volt/watt pilot ----------------------------------------
     "p466 Level 1 at 25 kW": Case(
         LEVEL1, P466, {"resources": pv(25, 1)}, "level1_eligibility", "pass"
@@ -743,7 +782,7 @@ def test_133_kw_derivation_is_shown_and_rounds_to_133() -> None:
 
 def test_threshold_case_count() -> None:
     """The count reported to the lead: named cases plus the PT-ratio pairs."""
-    assert len(CASES) + 2 * len(PT_VOLTAGES) == 139
+    assert len(CASES) + 2 * len(PT_VOLTAGES) == 148
 
 
 def test_photo_checklist_adds_the_additional_cabinet() -> None:

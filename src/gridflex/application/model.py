@@ -247,6 +247,9 @@ class SynchronousResource(_Resource):
     )
     synchronizing: Literal["automatic", "manual", "none"] | None = None
     sync_relay_supervision: bool | None = None
+    terminal_voltage_ll_v: float | None = Field(
+        default=None, gt=0, description="Generator bus voltage, V (default: the service voltage)."
+    )
 
 
 class OtherGeneration(_Resource):
@@ -435,6 +438,33 @@ class ProtectionSettings(_Model):
         return {e.device for e in self.elements}
 
 
+class GeneratorMetering(_Model):
+    """Generator revenue metering and distribution-automation provisions (BGE CSR-6 section 7)."""
+
+    ct_cabinet: bool | None = Field(
+        default=None, description="Customer-furnished CT cabinet (installations at 480 V or less)."
+    )
+    metering_cubicle: bool | None = Field(
+        default=None, description="Switchgear metering cubicle (2.4 kV through 33 kV)."
+    )
+    dedicated_phone_line: bool | None = None
+    da_circuit_a: float | None = Field(
+        default=None, gt=0, description="Dedicated circuit for the DA equipment, A."
+    )
+    da_circuit_v: float | None = Field(
+        default=None, gt=0, description="Dedicated circuit for the DA equipment, V AC."
+    )
+    breaker_aux_contacts: bool | None = Field(
+        default=None, description="Auxiliary contacts showing the generators are paralleled."
+    )
+    automatic_transfer: bool = Field(
+        default=False, description="The medium-voltage switchgear has automatic transfer."
+    )
+    automatic_transfer_blocked: bool | None = Field(
+        default=None, description="Automatic transfer is blocked while generators are paralleled."
+    )
+
+
 # ---- network data for screens -------------------------------------------------------------------
 class NetworkData(_Model):
     """Network quantities the Part 466 screens need (from the utility or a feeder study)."""
@@ -498,6 +528,7 @@ class Application(_Model):
     requested_level: Literal[1, 2, 3, 4] | None = None
     metering: MeteringDesign | None = None
     protection: ProtectionSettings | None = None
+    generator_metering: GeneratorMetering | None = None
     network: NetworkData | None = None
     submittals: tuple[str, ...] = Field(
         default=(), description="Documents submitted (ids listed by the rule sets)."

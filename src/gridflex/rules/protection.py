@@ -141,8 +141,105 @@ def check_sync_protection(app: Application, rs: RuleSet) -> list[Finding]:
         _reclosing(prot, rs, em, freq)
         _matrix(app, prot, rs, em)
     _export_and_special(app, prot, rs, em)
-    _scheme(prot, gens, em)
+    _scheme(prot, em)
+    _generator_metering(app, gens, rs, em)
     return em.findings
+
+
+def _generator_metering(
+    app: Application, gens: list[SynchronousResource], rs: RuleSet, em: Emitter
+) -> None:
+    gm = app.generator_metering
+    lv_max = float(rs.param("revenue_metering", "low_voltage_max_v"))
+    mv_min = float(rs.param("revenue_metering", "medium_voltage_min_v"))
+    mv_max = float(rs.param("revenue_metering", "medium_voltage_max_v"))
+    volts = max(g.terminal_voltage_ll_v or app.service.voltage_ll_v for g in gens)
+    if gm is None:
+        for rule_id in ("revenue_metering", "distribution_automation"):
+            em.add(rule_id, Status.NEEDS_REVIEW, "no generator_metering section given")
+    else:
+        if at_most(volts, lv_max):
+            em.add(
+                "revenue_metering",
+                tri(gm.ct_cabinet),
+                f"low-voltage installation ({volts:g} V <= {lv_max:g} V): the customer furnishes "
+                "a CT cabinet for BGE's CTs"
+                + {
+                    True: "; provided",
+                    False: "; missing",
+                    None: "; state generator_metering.ct_cabinet",
+                }[gm.ct_cabinet],
+                volts,
+                lv_max,
+                unit="V",
+            )
+        elif at_least(volts, mv_min) and at_most(volts, mv_max):
+            em.add(
+                "revenue_metering",
+                tri(gm.metering_cubicle),
+                f"medium-voltage installation ({volts:g} V): a standard switchgear metering "
+                "cubicle (CSR-1 / CSR-2) for BGE's instrument transformers"
+                + {
+                    True: "; provided",
+                    False: "; missing",
+                    None: "; state generator_metering.metering_cubicle",
+                }[gm.metering_cubicle],
+                volts,
+                f"{mv_min:g}-{mv_max:g}",
+                unit="V",
+            )
+        else:
+            em.add(
+                "revenue_metering",
+                Status.NEEDS_REVIEW,
+                f"{volts:g} V is neither low voltage (<= {lv_max:g} V) nor "
+                f"{mv_min:g}-{mv_max:g} V: BGE decides the metering enclosure",
+                volts,
+                None,
+                unit="V",
+            )
+        need_a = float(rs.param("distribution_automation", "circuit_a"))
+        need_v = float(rs.param("distribution_automation", "circuit_v"))
+        problems: list[str] = []
+        unknown: list[str] = []
+        if gm.da_circuit_a is None or gm.da_circuit_v is None:
+            unknown.append("the dedicated DA circuit (da_circuit_a, da_circuit_v)")
+        else:
+            if not at_least(gm.da_circuit_a, need_a):
+                problems.append(f"DA circuit {gm.da_circuit_a:g} A is below {need_a:g} A")
+            if abs(gm.da_circuit_v - need_v) > 1e-9:
+                problems.append(f"DA circuit must be {need_v:g} VAC (given {gm.da_circuit_v:g} V)")
+        for flag, what in (
+            (gm.dedicated_phone_line, "a dedicated phone line to the generator metering"),
+            (gm.breaker_aux_contacts, "breaker auxiliary contacts showing paralleled generators"),
+        ):
+            if flag is False:
+                problems.append(f"{what} is required")
+            elif flag is None:
+                unknown.append(what)
+        status = Status.FAIL if problems else Status.NEEDS_REVIEW if unknown else Status.PASS
+        em.add(
+            "distribution_automation",
+            status,
+            "; ".join(problems + [f"state {u}" for u in unknown])
+            or f"dedicated {need_a:g} A {need_v:g} VAC circuit, phone line and auxiliary contacts "
+            "provided",
+            gm.da_circuit_a,
+            need_a,
+            unit="A",
+        )
+    if gm is None or not gm.automatic_transfer:
+        em.not_applicable("automatic_transfer_blocking", "no automatic-transfer switchgear")
+    else:
+        em.add(
+            "automatic_transfer_blocking",
+            tri(gm.automatic_transfer_blocked),
+            {
+                True: "automatic transfer is blocked while generators are paralleled",
+                False: "automatic transfer must be blocked while generators are paralleled",
+                None: "state whether automatic transfer is blocked while paralleled",
+            }[gm.automatic_transfer_blocked],
+        )
 
 
 def _generator(g: SynchronousResource, rs: RuleSet, em: Emitter) -> None:
@@ -443,7 +540,7 @@ def _export_and_special(
         )
 
 
-def _scheme(prot: ProtectionSettings, gens: list[SynchronousResource], em: Emitter) -> None:
+def _scheme(prot: ProtectionSettings, em: Emitter) -> None:
     em.add(
         "fail_safe",
         tri(prot.fails_safe_on_control_power_loss),
