@@ -1,0 +1,106 @@
+"""Result files: write, read back, layout (the contract in README / docs/sim.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from gridflex.errors import InputError
+from gridflex.powerflow.io import read_results, write_results
+from gridflex.powerflow.result import TimeSeriesResult
+from gridflex.powerflow.violations import find_violations
+
+
+def _result(n: int = 4) -> TimeSeriesResult:
+    time = pd.date_range("2016-01-01T00:00+01:00", periods=n, freq="15min").tz_convert("UTC")
+    rng = np.random.default_rng(7)
+    return TimeSeriesResult(
+        time=time,
+        node_names=["src.1", "bus_a.1", "bus_b.1"],
+        v_pu=1.0 + 0.06 * (rng.random((n, 3)) - 0.5),
+        branch_names=["line.l1", "transformer.t1"],
+        branch_loading_pct=100 * rng.random((n, 2)) + 20,
+        branch_loading_emerg_pct=80 * rng.random((n, 2)),
+        source_p_kw=rng.normal(size=n),
+        source_q_kvar=rng.normal(size=n),
+        regulator_names=["regcontrol.r1"],
+        regulator_taps=rng.integers(-16, 16, size=(n, 1)),
+        regulator_p_kw=rng.normal(size=(n, 1)),
+        capacitor_names=[],
+        capacitor_states=np.zeros((n, 0), dtype=np.int64),
+        losses_kw=rng.random(n),
+        pv_names=["pvsystem.a", "pvsystem.b"],
+        pv_available_kw=np.ones((n, 2)),
+        pv_p_kw=np.ones((n, 2)),
+        pv_curtailed_kw=np.full((n, 2), 0.25),
+        e_curtailed_kwh=np.ones(2),
+        converged=np.array([True] * (n - 1) + [False]),
+        iterations=np.arange(n),
+    )
+
+
+def test_round_trip_keeps_every_value(tmp_path: Path) -> None:
+    res = _result()
+    vio = find_violations(res)
+    paths = write_results(
+        res, tmp_path / "out", violations=vio, run_info={"timings": {"solve_s": 1.5}}
+    )
+    back = read_results(tmp_path / "out")
+    assert list(back.voltages_pu.columns) == ["time", "src.1", "bus_a.1", "bus_b.1"]
+    assert str(back.voltages_pu["time"].dt.tz) == "UTC"
+    assert (back.voltages_pu["time"] == res.time).all()
+    np.testing.assert_array_equal(back.voltages_pu.iloc[:, 1:].to_numpy(), res.v_pu)
+    np.testing.assert_array_equal(
+        back.branch_loading_pct[["line.l1", "transformer.t1"]].to_numpy(), res.branch_loading_pct
+    )
+    assert list(back.power.columns) == [
+        "time", "source_p_kw", "source_q_kvar", "losses_kw", "pv_curtailed_kw", "converged",
+        "iterations", "regcontrol.r1:p_kw", "regcontrol.r1:tap",
+    ]  # fmt: skip
+    np.testing.assert_allclose(back.power["pv_curtailed_kw"], 0.5)  # summed over PV systems
+    np.testing.assert_array_equal(back.power["regcontrol.r1:tap"], res.regulator_taps[:, 0])
+    assert list(back.violations.columns) == ["time", "element", "kind", "value", "limit"]
+    assert len(back.violations) == len(vio)
+    assert (back.violations["time"].to_numpy() == vio["time"].to_numpy()).all()
+    np.testing.assert_allclose(back.violations["value"], vio["value"], rtol=1e-9)
+    assert back.run["timings"]["solve_s"] == 1.5
+    assert back.run["timings"]["write_s"] >= 0
+    assert back.run["files"]["voltages"] == "voltages_pu.parquet"
+    assert set(paths) == {"voltages", "branch_loading", "power", "violations", "run"}
+
+
+def test_csv_times_are_iso_8601_utc(tmp_path: Path) -> None:
+    res = _result()
+    write_results(res, tmp_path, violations=find_violations(res), run_info={"timings": {}})
+    lines = (tmp_path / "violations.csv").read_text().splitlines()
+    assert lines[0] == "time,element,kind,value,limit"
+    assert lines[1].startswith("2015-12-31T23:")
+    assert lines[1].split(",")[0].endswith("Z")
+
+
+def test_parquet_time_column_is_a_utc_timestamp(tmp_path: Path) -> None:
+    res = _result()
+    write_results(res, tmp_path, violations=find_violations(res), run_info={"timings": {}})
+    schema = pq.read_schema(tmp_path / "voltages_pu.parquet")
+    assert str(schema.field("time").type) == "timestamp[us, tz=UTC]"
+    assert json.loads((tmp_path / "run.json").read_text())["layout_version"] == 1
+
+
+def test_reading_an_incomplete_folder_names_the_missing_files(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_text("{}")
+    with pytest.raises(InputError, match=r"lacks voltages_pu\.parquet, branch_loading\.parquet"):
+        read_results(tmp_path)
+
+
+def test_out_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "file"
+    f.write_text("keep me")
+    res = _result()
+    with pytest.raises(InputError, match="is a file"):
+        write_results(res, f, violations=find_violations(res), run_info={"timings": {}})
+    assert f.read_text() == "keep me"
