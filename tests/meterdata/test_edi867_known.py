@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from gridflex.errors import InputError
-from gridflex.meterdata import combine_867, read_867
+from gridflex.meterdata import combine_867, read_867, write_867
 from tests.meterdata.conftest import FIXTURES
 
 
@@ -149,3 +149,24 @@ def test_combining_the_same_bill_twice_is_refused():
     bill = read_867(FIXTURES / "subtractive_unmetered.x12")
     with pytest.raises(InputError, match=r"duplicate interval for meter MAIN01 .* readings 1, 2"):
         combine_867([bill, bill])
+
+
+def test_unmetered_period_total_is_one_row_over_the_service_period(fixture_text):
+    # Lighting usage sent as a monthly total in PTD*BC (no interval stamps).
+    text = fixture_text("subtractive_unmetered.x12")
+    head, _, _ = text.partition("ST*867*0002~\n")
+    text = head + (
+        "ST*867*0002~\nBPT*00*AIC20260602SU02*20260602*C1~\nREF*12*7711112222~\n"
+        "REF*SPL*SP2002~\nPTD*SU~\nDTM*150*20260501~\nDTM*151*20260601~\nQTY*QD*96.5*KH~\n"
+        "PTD*BC***OZ*EL~\nREF*MG*99999999~\nQTY*QD*96.5*KH~\nSE*12*0002~\nGE*2*404~\n"
+        "IEA*1*000000404~\n"
+    )
+    result = read_867(text.encode())
+    row = result.intervals[result.intervals["service_point"] == "SP2002"]
+    assert len(row) == 1
+    # Local midnight 1 May (CDT) to local midnight 1 June (CDT).
+    assert row["interval_start"].iloc[0] == pd.Timestamp("2026-05-01T05:00Z")
+    assert row["interval_end"].iloc[0] == pd.Timestamp("2026-06-01T05:00Z")
+    assert row["kwh"].iloc[0] == pytest.approx(96.5)
+    again = read_867(write_867(result.intervals, result.meters, result.periods))
+    pd.testing.assert_frame_equal(again.intervals, result.intervals)

@@ -53,6 +53,7 @@ from gridflex.meterdata.x12 import (
     Envelope,
     Segment,
     Transaction,
+    now_minute,
     tokenize,
     transactions,
     write_interchange,
@@ -85,7 +86,7 @@ class Edi867Header:
     esp_id: str = ""
     report_type: str = "DD"
     purpose: str = "00"
-    report_date: datetime = field(default_factory=lambda: datetime(2000, 1, 1))
+    report_date: datetime = field(default_factory=now_minute)
 
 
 @dataclass(frozen=True)
@@ -400,6 +401,11 @@ def _read_transaction(
                     "_seg": dtm.number,
                 }
             )
+        if loop.kind == _UNMETERED and loop.totals and not loop.pairs:
+            # Unmetered usage sent as one period total: one row spanning the service period.
+            raw += _unmetered_total(
+                loop, p_start, p_end, rows, service_point, meter, role_sign, source
+            )
         if check_totals and loop.mea_total is not None:
             _check_total(loop.mea_total, 3, sum(raw), f"meter {meter}", source)
         meter_rows.append(
@@ -441,6 +447,51 @@ def _read_transaction(
         "_seg": st.number,
     }
     return rows, meter_rows, txn_row
+
+
+def _unmetered_total(
+    loop: _Loop,
+    p_start: tuple[datetime, bool, Segment] | None,
+    p_end: tuple[datetime, bool, Segment] | None,
+    rows: list[dict[str, Any]],
+    service_point: str,
+    meter: str,
+    role_sign: float,
+    source: str,
+) -> list[float]:
+    """Turn an unmetered loop's period QTY into one interval row over the service period.
+
+    A dated-only period runs from local midnight of the DTM*150 date to local midnight of the
+    DTM*151 date (consecutive bills then meet without overlap).
+    """
+    if p_start is None or p_end is None:
+        raise InputError(
+            f"{source}: {loop.totals[0].where()}: unmetered usage total without a service period",
+            "give DTM*150 and DTM*151 for the PTD*BC loop or the PTD*SU summary",
+        )
+    start, end = p_start[0], p_end[0]
+    if end <= start:
+        raise InputError(
+            f"{source}: {p_end[2].where()}: service period ends at or before its start",
+            "check DTM*150 / DTM*151",
+        )
+    raw = []
+    for seg in loop.totals:
+        if seg.el(1) not in _QTY_SIGN or seg.el(3) != "KH":
+            continue  # other quantities (demand, counts) are not usage
+        value = _QTY_SIGN[seg.el(1)] * _number(seg, 2, source)
+        raw.append(value)
+        rows.append(
+            {
+                "service_point": service_point,
+                "meter": meter,
+                "interval_start": start,
+                "interval_end": end,
+                "kwh": role_sign * value,
+                "_seg": seg.number,
+            }
+        )
+    return raw
 
 
 def _date_text(seg: Segment) -> str:
@@ -831,6 +882,17 @@ def _transaction_body(
             body.append(["REF", "6W", channel])
         raw = rows["kwh"].to_numpy() * _ROLE_SIGN[role]
         body.append(["MEA", "AA", "PRQ", _fmt(float(raw.sum())), "KH"])
+        whole_period = (
+            len(rows) == 1
+            and rows["interval_start"].iloc[0] == p0
+            and rows["interval_end"].iloc[0] == p1
+            and p1 - p0 > pd.Timedelta(hours=1)
+        )
+        if unmetered and whole_period:
+            # Unmetered usage known only for the period: a period QTY, no interval stamps.
+            value = float(raw[0])
+            body.append(["QTY", "87" if value < 0 else "QD", _fmt(abs(value)), "KH"])
+            continue
         stamps = _nominal_ends(rows, p0, p1, sp, str(meter))
         starts = pd.DatetimeIndex(rows["interval_start"])
         dates, clock, codes = format_stamps(starts, stamps, zone, style)

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from gridflex.errors import InputError
 
 # ISA elements have fixed widths (ASC X12 control segment ISA, release 00401).
 _ISA_WIDTHS = (2, 10, 2, 10, 2, 15, 2, 15, 6, 4, 1, 5, 9, 1, 1, 1)
+
+
+def now_minute() -> datetime:
+    """Current UTC time to the minute, naive (ISA/GS/BPT carry no zone)."""
+    return datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0)
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ class Envelope:
     group_control_number: int = 1
     functional_id: str = "PT"
     version: str = "004010"
-    created: datetime = field(default_factory=lambda: datetime(2000, 1, 1))
+    created: datetime = field(default_factory=now_minute)
     usage: str = "P"
 
 
