@@ -544,38 +544,68 @@ CASES: dict[str, Case] = {
         "level1_center_tap_imbalance",
         "fail",
     ),
-    "p466 spot network 50 kW (5 % of 1000 kW)": Case(
+    "p466 spot network 50 kVA (5 % of 1000 kVA)": Case(
         LEVEL1,
         P466,
         {
             "network.spot_network": True,
-            "network.spot_network_max_load_kw": 1000,
-            "network.spot_network_existing_der_kw": 40,
+            "network.spot_network_max_load_kva": 1000,
+            "network.spot_network_existing_der_kva": 40,
         },
         "level1_spot_network",
         "pass",
     ),
-    "p466 spot network 50.1 kW": Case(
+    "p466 spot network 50.1 kVA": Case(
         LEVEL1,
         P466,
         {
             "network.spot_network": True,
-            "network.spot_network_max_load_kw": 1000,
-            "network.spot_network_existing_der_kw": 40.1,
+            "network.spot_network_max_load_kva": 1000,
+            "network.spot_network_existing_der_kva": 40.1,
         },
         "level1_spot_network",
         "fail",
     ),
-    "p466 spot network 50 kW cap (5 % of 2000 kW = 100)": Case(
+    "p466 spot network 50 kVA cap (5 % of 2000 kVA = 100)": Case(
         LEVEL1,
         P466,
         {
             "network.spot_network": True,
-            "network.spot_network_max_load_kw": 2000,
-            "network.spot_network_existing_der_kw": 40.1,
+            "network.spot_network_max_load_kva": 2000,
+            "network.spot_network_existing_der_kva": 40.1,
         },
         "level1_spot_network",
         "fail",
+    ),
+    "p466 Level 2 spot network 5 % without the cap": Case(
+        LEVEL1,
+        P466,
+        {
+            "requested_level": 2,
+            "network.spot_network": True,
+            "network.spot_network_max_load_kva": 2000,
+            "network.spot_network_existing_der_kva": 90,
+        },
+        "level1_spot_network",
+        "pass",
+    ),
+    "p466 Level 2 spot network above 5 %": Case(
+        LEVEL1,
+        P466,
+        {
+            "requested_level": 2,
+            "network.spot_network": True,
+            "network.spot_network_max_load_kva": 2000,
+            "network.spot_network_existing_der_kva": 90.1,
+        },
+        "level1_spot_network",
+        "fail",
+    ),
+    "p466 no utility construction": Case(
+        LEVEL1, P466, {"network.construction_required": False}, "level1_no_construction", "pass"
+    ),
+    "p466 utility construction needed": Case(
+        LEVEL1, P466, {"network.construction_required": True}, "level1_no_construction", "fail"
     ),
     "p466 Level 2 at 2000 kVA": Case(
         COMMERCIAL,
@@ -782,7 +812,7 @@ def test_133_kw_derivation_is_shown_and_rounds_to_133() -> None:
 
 def test_threshold_case_count() -> None:
     """The count reported to the lead: named cases plus the PT-ratio pairs."""
-    assert len(CASES) + 2 * len(PT_VOLTAGES) == 148
+    assert len(CASES) + 2 * len(PT_VOLTAGES) == 152
 
 
 def test_photo_checklist_adds_the_additional_cabinet() -> None:

@@ -469,13 +469,21 @@ class GeneratorMetering(_Model):
 class NetworkData(_Model):
     """Network quantities the Part 466 screens need (from the utility or a feeder study)."""
 
-    line_section_peak_load_kw: PositiveKw | None = None
+    line_section_peak_load_kw: PositiveKw | None = Field(
+        default=None,
+        description="Maximum load normally supplied by the distribution circuit (Part "
+        "466.90(a)(1)), or by the line section where the utility screens by section, kW.",
+    )
     line_section_existing_der_kw: NonNegative | None = Field(
-        default=None, description="Generation already on the line section, kW (excl. this one)."
+        default=None, description="DER already on that circuit / section, kW (excl. this one)."
+    )
+    construction_required: bool | None = Field(
+        default=None,
+        description="The utility must build facilities on its system for this DER (466.90(a)(5)).",
     )
     spot_network: bool = False
-    spot_network_max_load_kw: PositiveKw | None = None
-    spot_network_existing_der_kw: NonNegative | None = None
+    spot_network_max_load_kva: PositiveKw | None = None
+    spot_network_existing_der_kva: NonNegative | None = None
     shared_secondary: bool | None = Field(
         default=None, description="The service shares a single-phase secondary with others."
     )

@@ -23,7 +23,12 @@ from gridflex.rules.findings import Emitter, Finding, Option, Status, at_most, v
 from gridflex.rules.ruleset import RuleSet, load_ruleset
 from gridflex.terms import VoltWattCurve
 
-_L1_ONLY = ("level1_shared_secondary", "level1_center_tap_imbalance", "volt_watt_pilot")
+_L1_ONLY = (
+    "level1_shared_secondary",
+    "level1_center_tap_imbalance",
+    "volt_watt_pilot",
+    "level1_no_construction",
+)
 _L2_ONLY = ("level2_fault_contribution", "level2_interrupting_capability")
 _L1_L2 = ("level1_line_section", "level1_spot_network")
 
@@ -96,6 +101,7 @@ def check_il_part466_screens(app: Application, rs: RuleSet) -> list[Finding]:
         shared = _shared_secondary(app, rs, em)
         _pilot(app, rs, em, shared)
         _center_tap(app, rs, em)
+        _no_construction(app, em)
         for rule_id in _L2_ONLY:
             em.not_applicable(rule_id, "Level 2 screen; the application is reviewed at Level 1")
     elif target == 2:
@@ -192,22 +198,50 @@ def _spot(app: Application, rs: RuleSet, em: Emitter, level: int) -> None:
     if net is None or not net.spot_network:
         em.not_applicable("level1_spot_network", "not connected to a spot network")
         return
-    if net.spot_network_max_load_kw is None:
-        _need(em, "level1_spot_network", ["spot_network_max_load_kw"])
+    if net.spot_network_max_load_kva is None:
+        _need(em, "level1_spot_network", ["spot_network_max_load_kva"])
         return
     pct = float(rs.param("level1_spot_network", "max_pct_of_max_load"))
-    cap = float(rs.param("level1_spot_network", "max_kw"))
-    limit = min(pct / 100.0 * net.spot_network_max_load_kw, cap)
-    total = (net.spot_network_existing_der_kw or 0.0) + app.aggregate_generation_kw
+    limit = pct / 100.0 * net.spot_network_max_load_kva
+    rule_text = f"{pct:g} % of {net.spot_network_max_load_kva:g} kVA"
+    if level == 1:
+        cap = float(rs.param("level1_spot_network", "level1_max_kva"))
+        limit = min(limit, cap)
+        rule_text = f"the lesser of {rule_text} and {cap:g} kVA"
+    total = (net.spot_network_existing_der_kva or 0.0) + app.aggregate_generation_kva
     ok = at_most(total, limit)
+    certified, why = _certified_inverters(app)
+    if level == 2 and not certified:
+        em.add(
+            "level1_spot_network",
+            Status.FAIL,
+            f"Level 2 on a spot network needs lab-certified inverter-based equipment: {why}",
+            total,
+            limit,
+            unit="kVA",
+        )
+        return
     em.add(
         "level1_spot_network",
         verdict(ok),
-        f"Level {level}: spot-network generation {total:g} kW; limit is the lesser of {pct:g} % "
-        f"of {net.spot_network_max_load_kw:g} kW and {cap:g} kW = {limit:g} kW",
+        f"Level {level}: spot-network DER {total:g} kVA; limit is {rule_text} = {limit:g} kVA",
         total,
         limit,
-        unit="kW",
+        unit="kVA",
+    )
+
+
+def _no_construction(app: Application, em: Emitter) -> None:
+    need = None if app.network is None else app.network.construction_required
+    em.add(
+        "level1_no_construction",
+        Status.NEEDS_REVIEW if need is None else verdict(not need),
+        {
+            None: "state whether the utility must build facilities for this DER "
+            "(network.construction_required)",
+            False: "no construction of utility facilities is required",
+            True: "the utility must construct facilities to accommodate the DER",
+        }[need],
     )
 
 
