@@ -94,6 +94,8 @@ def write(
     sender: Annotated[str, typer.Option(help="ISA06 / GS02 sender id.")] = "GRIDFLEX",
     receiver: Annotated[str, typer.Option(help="ISA08 / GS03 receiver id.")] = "RECEIVER",
     report_type: Annotated[str, typer.Option(help="BPT04: DD (PA baseline) or C1 (IL).")] = "DD",
+    utility_name: Annotated[str, typer.Option(help="N1*8S utility name.")] = "AMEREN ILLINOIS",
+    supplier_name: Annotated[str, typer.Option(help="N1*SJ supplier name.")] = "",
 ) -> None:
     """Write an 867 interval usage interchange from a tidy intervals table."""
     from datetime import UTC, datetime
@@ -111,7 +113,12 @@ def write(
         read_table(intervals),
         read_table(meters) if meters else None,
         read_table(periods) if periods else None,
-        header=Edi867Header(report_type=report_type, report_date=now),
+        header=Edi867Header(
+            ldc_name=utility_name,
+            esp_name=supplier_name,
+            report_type=report_type,
+            report_date=now,
+        ),
         envelope=Envelope(sender_id=sender, receiver_id=receiver, created=now),
         time_codes=time_codes,  # type: ignore[arg-type]
         zone=zone,
