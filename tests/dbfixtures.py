@@ -7,9 +7,10 @@ Import them into an area's ``conftest.py``::
 - ``db_backend``: ``"sqlite"`` or ``"postgresql"`` (the PostgreSQL param is marked ``postgres``).
 - ``db_url``: a fresh, EMPTY database of that backend (a temp SQLite file, or a uniquely named
   PostgreSQL database created for the test and dropped afterwards).
-- ``engine``: an engine on a fresh database already migrated to head. For speed it is cloned from
-  a template migrated once per session (file copy for SQLite, ``CREATE DATABASE ... TEMPLATE``
-  for PostgreSQL); the migrations themselves are tested from an empty ``db_url``.
+- ``engine``: an engine on an empty database already migrated to head. For speed, SQLite copies
+  a file migrated once per session; PostgreSQL reuses one migrated database per session and
+  TRUNCATEs every table (identities restarted) after each test, because CREATE DATABASE costs a
+  checkpoint. The migrations themselves are tested from an empty ``db_url``.
 - ``session``: a session on ``engine`` (closed afterwards; commit in the test as needed).
 
 PostgreSQL comes from ``GRIDFLEX_TEST_POSTGRES_URL`` (an admin URL, any database), defaulting to
@@ -31,7 +32,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
-from gridflex.derms.db import make_engine, normalize_url, session_factory, upgrade
+from gridflex.derms.db import head_revision, make_engine, normalize_url, session_factory, upgrade
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -149,6 +150,54 @@ def _template_for(backend: str, made: dict[str, str], base: Path) -> str:
     return made[backend]
 
 
+def _reset_pg_database(name: str) -> bool:
+    """Empty every table of the shared migrated test database (identities restart at 1).
+
+    CREATE DATABASE costs a checkpoint (seconds on a busy disk) and TRUNCATE creates new files,
+    so PostgreSQL tests share one migrated database and DELETE its rows after each test, with
+    triggers off (``session_replication_role = replica``: no FK checks, and the immutability
+    trigger of ``connection_terms`` does not fire). Returns False when the database is no longer
+    at head (a test migrated it), so the caller recreates it.
+    """
+    admin = _require_postgres()
+    # a test may leave a connection open (a server thread, a leaked session): end it first
+    _admin_execute(
+        admin,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        f"WHERE datname = '{name}' AND pid <> pg_backend_pid()",
+    )
+    eng = _pg_test_engine(admin.set(database=name), poolclass=_null_pool())
+    try:
+        with eng.begin() as conn:
+            version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            if version != head_revision():
+                return False
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+            tables = conn.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename <> 'alembic_version'"
+                )
+            ).scalars()
+            for table in list(tables):
+                conn.execute(text(f'DELETE FROM "{table}"'))
+            sequences = conn.execute(
+                text("SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'")
+            ).scalars()
+            for seq in list(sequences):
+                conn.execute(text(f'ALTER SEQUENCE "{seq}" RESTART'))
+    except Exception:
+        return False
+    finally:
+        eng.dispose()
+    return True
+
+
+def _pg_test_engine(url: URL, **kwargs: object) -> Engine:
+    """Test engines skip waiting for the WAL flush: a crash loses only test data."""
+    return make_engine(url, connect_args={"options": "-c synchronous_commit=off"}, **kwargs)
+
+
 @pytest.fixture
 def engine(
     db_backend: str,
@@ -156,10 +205,10 @@ def engine(
     tmp_path_factory: pytest.TempPathFactory,
     _migrated_templates: dict[str, str],
 ) -> Iterator[Engine]:
-    """An engine on a fresh database migrated to head (disposed and dropped afterwards)."""
+    """An engine on an empty database migrated to head (disposed and emptied afterwards)."""
     base = tmp_path_factory.getbasetemp()
-    template = _template_for(db_backend, _migrated_templates, base)
     if db_backend == "sqlite":
+        template = _template_for(db_backend, _migrated_templates, base)
         path = tmp_path / "gridflex-test.sqlite"
         shutil.copyfile(template, path)
         eng = make_engine(f"sqlite:///{path}")
@@ -168,13 +217,16 @@ def engine(
         finally:
             eng.dispose()
         return
-    url, name = _create_pg_database(template=template)
-    eng = make_engine(url)
+    name = _template_for(db_backend, _migrated_templates, base)
+    admin = _require_postgres()
+    eng = _pg_test_engine(admin.set(database=name))
     try:
         yield eng
     finally:
         eng.dispose()
-        _drop_pg_database(name)
+        if not _reset_pg_database(name):
+            _drop_pg_database(name)
+            del _migrated_templates[db_backend]
 
 
 @pytest.fixture
