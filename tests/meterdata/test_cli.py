@@ -95,3 +95,43 @@ def test_bad_input_exits_2_with_the_message(args, message, tmp_path):
     )
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr.replace("\n", " ")
+
+
+def test_read_with_production_meter_sign_check(tmp_path, fixture_text):
+    ok = runner.invoke(
+        app,
+        [
+            "meterdata",
+            "read",
+            str(FIXTURES / "subtractive_unmetered.x12"),
+            "--out",
+            str(tmp_path / "a"),
+            "--no-plot",
+            "--production-meter",
+            "PRD01",
+        ],
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "reads negative as required" in ok.output
+    reversed_ct = tmp_path / "reversed.x12"
+    reversed_ct.write_text(
+        fixture_text("subtractive_unmetered.x12")
+        .replace("QTY*87*", "QTY*QD*")
+        .replace("QTY*QD*8.5*KH", "QTY*QD*18.5*KH")
+    )
+    bad = runner.invoke(
+        app,
+        [
+            "meterdata",
+            "read",
+            str(reversed_ct),
+            "--out",
+            str(tmp_path / "b"),
+            "--no-plot",
+            "--production-meter",
+            "PRD01",
+        ],
+    )
+    assert bad.exit_code == 1
+    assert "sign error" in bad.output
+    assert pd.read_csv(tmp_path / "b" / "sign_check.csv")["sign_error"].tolist() == [True]

@@ -28,6 +28,10 @@ def read(
         bool, typer.Option(help="Check PTD*SU / MEA totals against the intervals.")
     ] = True,
     plot: Annotated[bool, typer.Option(help="Also write intervals.png.")] = True,
+    production_meter: Annotated[
+        list[str] | None,
+        typer.Option(help="Production meter to sign-check (repeatable); exit 1 on a sign error."),
+    ] = None,
 ) -> None:
     """Read an 867 into DIR/intervals.parquet (+ meters.csv, transactions.csv, summary.csv)."""
     from rich.console import Console
@@ -75,6 +79,21 @@ def read(
 
         plot_intervals(result.intervals, out / "intervals.png", title=path.name)
     console.print(f"wrote {out / 'intervals.parquet'} ({len(result.intervals)} intervals)")
+    if production_meter:
+        from gridflex.meterdata.sign import check_production_sign
+
+        signs = check_production_sign(result.intervals, production_meter)
+        signs.to_csv(out / "sign_check.csv", index=False)
+        for row in signs.itertuples(index=False):
+            if row.sign_error:
+                console.print(f"[bold red]sign error:[/] {row.finding}")
+            else:
+                console.print(
+                    f"production meter {row.meter}: {row.generated_kwh:,.3f} kWh generated, "
+                    "reads negative as required"
+                )
+        if signs["sign_error"].any():
+            raise typer.Exit(code=1)
 
 
 @app.command("write")
