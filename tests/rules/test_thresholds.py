@@ -742,6 +742,28 @@ CASES: dict[str, Case] = {
         "voltage_trip_cat_ii.pv-1",
         "fail",
     ),
+    "ieee Cat II UV1 clearing 2.0 s": Case(
+        LEVEL1,
+        IEEE,
+        {
+            "resources.0.inverter.trips": [
+                {"name": "UV1", "pickup_pu": 0.70, "clearing_time_s": 2.0}
+            ]
+        },
+        "voltage_trip_cat_ii.pv-1",
+        "pass",
+    ),
+    "ieee Cat II UV1 clearing 1.99 s": Case(
+        LEVEL1,
+        IEEE,
+        {
+            "resources.0.inverter.trips": [
+                {"name": "UV1", "pickup_pu": 0.70, "clearing_time_s": 1.99}
+            ]
+        },
+        "voltage_trip_cat_ii.pv-1",
+        "fail",
+    ),
     "ieee UF1 clearing 180 s": Case(
         LEVEL1,
         IEEE,
@@ -812,7 +834,7 @@ def test_133_kw_derivation_is_shown_and_rounds_to_133() -> None:
 
 def test_threshold_case_count() -> None:
     """The count reported to the lead: named cases plus the PT-ratio pairs."""
-    assert len(CASES) + 2 * len(PT_VOLTAGES) == 152
+    assert len(CASES) + 2 * len(PT_VOLTAGES) == 154
 
 
 def test_photo_checklist_adds_the_additional_cabinet() -> None:
