@@ -47,6 +47,10 @@ def simulate(
         typer.Option(help="Limits YAML (default: ANSI C84.1 Range A).", show_default=False),
     ] = None,
     plot: Annotated[bool, typer.Option(help="Write voltage_envelope.png.")] = True,
+    max_control_iter: Annotated[
+        int,
+        typer.Option(help="Control iterations per step (OpenDSS set maxcontroliter)."),
+    ] = 10,
 ) -> None:
     """Simulate a feeder over time; write voltages, loadings, violations, run.json and a plot.
 
@@ -97,6 +101,7 @@ def simulate(
             plot=plot,
             progress=progress,
             on_imported=imported,
+            max_control_iter=max_control_iter,
         )
     print_summary(console, run)
 

@@ -262,6 +262,7 @@ def run_simulation(
     progress: ProgressCallback | None = None,
     on_imported: Callable[[Network], None] | None = None,
     network: Network | None = None,
+    max_control_iter: int = 10,
 ) -> SimulationRun:
     """Run ``gridflex simulate``: import, solve, find violations, write the result folder.
 
@@ -286,6 +287,8 @@ def run_simulation(
         Called with the network once imported (the command prints its size).
     network:
         An already imported network (``feeder`` is then only its label).
+    max_control_iter:
+        Control iterations per step (OpenDSS ``set maxcontroliter``; default 10 as OpenDSS).
 
     Returns
     -------
@@ -297,6 +300,11 @@ def run_simulation(
     from gridflex.powerflow.io import write_results
     from gridflex.powerflow.violations import find_violations, load_limits
 
+    if max_control_iter < 1:
+        raise InputError(
+            f"--max-control-iter {max_control_iter} must be at least 1",
+            "give e.g. --max-control-iter 100 (OpenDSS: set maxcontroliter=100)",
+        )
     if controls not in CONTROLS:
         raise InputError(f"--controls {controls!r} is not one of {', '.join(CONTROLS)}",
                          "give --controls static or --controls off")  # fmt: skip
@@ -333,6 +341,7 @@ def run_simulation(
         step=step_td,
         controls=controls,  # type: ignore[arg-type]
         progress=progress,
+        max_control_iter=max_control_iter,
     )
     solve_s = _time.perf_counter() - t0
 
@@ -371,6 +380,7 @@ def run_simulation(
         "loads": len(network.loads),
         "pv": len(network.pv),
         "controls": controls,
+        "max_control_iter": max_control_iter,
         "limits": {
             "name": lim.name,
             "undervoltage_pu": lim.undervoltage_pu,
