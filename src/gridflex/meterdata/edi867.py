@@ -144,7 +144,7 @@ class _Loop:
     role: str = "A"
     channel: str = ""
     service_point: str = ""
-    period: dict[str, tuple[datetime, bool, Segment]] = field(default_factory=dict)
+    period: dict[str, Segment] = field(default_factory=dict)
     pairs: list[tuple[Segment, Segment]] = field(default_factory=list)
     totals: list[Segment] = field(default_factory=list)
     mea_total: Segment | None = None
@@ -235,7 +235,7 @@ def _split_loops(txn: Transaction, source: str) -> tuple[list[Segment], list[_Lo
         elif seg.tag == "MEA" and seg.el(2) == "PRQ":
             loop.mea_total = seg
         elif seg.tag == "DTM" and seg.el(1) in ("150", "151"):
-            loop.period[seg.el(1)] = (datetime.min, False, seg)  # parsed later with the zone
+            loop.period[seg.el(1)] = seg  # parsed once the zone is known
     settle(None)
     return header, loops
 
@@ -296,21 +296,17 @@ def _read_transaction(
             "add REF*SPL*<service point> to the transaction header",
         )
 
-    def period_of(loop: _Loop | None) -> dict[str, tuple[datetime, bool, Segment]]:
-        out = {}
-        for key, (_, _, seg) in (loop.period if loop else {}).items():
-            utc, _auth = _stamp(seg, zone, source)
-            has_time = bool(seg.el(3))
-            out[key] = (utc, has_time, seg)
-        return out
+    def period_of(segs: dict[str, Segment]) -> dict[str, tuple[datetime, bool, Segment]]:
+        """DTM*150/151 as (UTC instant, carries a time, segment)."""
+        return {
+            key: (_stamp(seg, zone, source)[0], bool(seg.el(3)), seg) for key, seg in segs.items()
+        }
 
-    header_period = {}
-    for seg in header:
-        if seg.tag == "DTM" and seg.el(1) in ("150", "151"):
-            utc, _auth = _stamp(seg, zone, source)
-            header_period[seg.el(1)] = (utc, bool(seg.el(3)), seg)
+    header_period = period_of(
+        {s.el(1): s for s in header if s.tag == "DTM" and s.el(1) in ("150", "151")}
+    )
     summary = next((lp for lp in loops if lp.kind == _SUMMARY), None)
-    txn_period = {**header_period, **period_of(summary)}
+    txn_period = {**header_period, **period_of(summary.period if summary else {})}
 
     rows: list[dict[str, Any]] = []
     meter_rows: list[dict[str, Any]] = []
@@ -338,7 +334,7 @@ def _read_transaction(
                 f"{source}: {loop.ptd.where()}: interval loop has no REF*MG meter number",
                 "add REF*MG*<meter number> to each PTD*PM loop",
             )
-        period = {**txn_period, **period_of(loop)}
+        period = {**txn_period, **period_of(loop.period)}
         role_sign = _ROLE_SIGN[loop.role]
         raw: list[float] = []
         ends: list[datetime] = []
