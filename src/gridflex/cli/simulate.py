@@ -157,6 +157,7 @@ def print_summary(console: Console, run: SimulationRun) -> None:
             col,
             justify="right" if col in ("rows", "elements", "steps") else "left",
             no_wrap=col == "kind",
+            overflow="fold",
         )
     for kind, count in info["violations"].items():
         if count == 0:
