@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -81,7 +82,7 @@ from gridflex.errors import (
 from gridflex.sep2 import manager, schedule
 from gridflex.sep2 import xml as sepxml
 from gridflex.sep2.identity import ClientScope
-from gridflex.sep2.persistence import DerControl, DerProgram, EndDevice
+from gridflex.sep2.persistence import DerControl, EndDevice
 from gridflex.sep2.persistence import MirrorUsagePoint as MupRow
 from gridflex.sep2.persistence import Subscription as SubscriptionRow
 
@@ -116,6 +117,14 @@ class Sep2Settings:
     poll_rate_s: int = DEFAULT_POLL_RATE_S
     post_rate_s: int = DEFAULT_POST_RATE_S
     max_xml_bytes: int = sepxml.DEFAULT_MAX_XML_BYTES
+    scope_cache_s: float = 30.0
+    """How long a certificate's resolved scope is reused (s). A registry change of who owns a
+    certificate (a DER moved to another aggregator, an aggregator removed) takes effect within
+    this time; 0 resolves on every request."""
+    inline_handlers: bool = False
+    """Run handlers on the event loop instead of a thread pool: the fastest mode for worker
+    processes (each handler is a few short indexed queries); the default thread pool keeps one
+    slow query from stalling other connections of the same process."""
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
 
 
@@ -180,6 +189,7 @@ class Sep2App:
         self.engine = engine
         self.settings = settings or Sep2Settings()
         self.sessions: sessionmaker[Session] = session_factory(engine)
+        self._scopes: dict[str, tuple[ClientScope, float]] = {}
         self.asgi = Starlette(routes=self.routes())
 
     # -- plumbing --------------------------------------------------------------------------------
@@ -206,15 +216,33 @@ class Sep2App:
         if not lfdi:
             raise PermissionDeniedError("no client certificate was presented")
         with self.sessions.begin() as session:
-            yield session, manager.resolve_scope(session, lfdi)
+            yield session, self._scope(session, lfdi)
+
+    def _scope(self, session: Session, lfdi: str) -> ClientScope:
+        ttl = self.settings.scope_cache_s
+        if ttl <= 0:
+            return manager.resolve_scope(session, lfdi)
+        now = time.monotonic()
+        hit = self._scopes.get(lfdi)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        scope = manager.resolve_scope(session, lfdi)
+        if len(self._scopes) > 100_000:  # bound the memory of a long-running worker
+            self._scopes.clear()
+        self._scopes[lfdi] = (scope, now + ttl)
+        return scope
 
     def endpoint(self, fn: Callable[..., Response]) -> Callable[[Request], Any]:
         """Wrap a handler: errors → status codes; the handler runs in a worker thread."""
         from starlette.concurrency import run_in_threadpool
 
+        inline = self.settings.inline_handlers
+
         async def run(request: Request) -> Response:
             body = await request.body() if request.method in ("POST", "PUT") else b""
             try:
+                if inline:
+                    return fn(request, body)
                 return await run_in_threadpool(fn, request, body)
             except sepxml.XmlRejectedError as exc:
                 return self.error(exc.status, str(exc), 0)
@@ -425,7 +453,7 @@ class Sep2App:
         return self.xml(self._fsa_model(edev, n))
 
     def _derp_model(
-        self, session: Session, edev: EndDevice, prog: DerProgram, now: dt.datetime
+        self, session: Session, edev: EndDevice, prog: manager.ProgramRef, now: dt.datetime
     ) -> der_schema.DERProgramResponse:
         base = f"/edev/{edev.id}/derp/{prog.id}"
         listed = manager.listed_controls(session, edev, prog, now)

@@ -15,13 +15,16 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
+import weakref
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Engine, Select, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from gridflex.derms import registry
-from gridflex.derms.models import Der, Program
+from gridflex.derms.models import ConnectionTermsRow, Der, Program, ProgramMember
 from gridflex.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from gridflex.sep2 import schedule
 from gridflex.sep2.identity import (
@@ -222,37 +225,53 @@ def registration(session: Session, edev: EndDevice) -> Registration:
 
 
 # ---- programs and terms -----------------------------------------------------------------------
-def _site_program(session: Session) -> DerProgram:
-    prog = session.scalars(select(DerProgram).where(DerProgram.key == SITE_PROGRAM_KEY)).first()
-    if prog is None:
-        prog = DerProgram(
-            key=SITE_PROGRAM_KEY,
-            mrid=_mrid("derp", SITE_PROGRAM_KEY),
-            description="connection terms",
-            primacy=SITE_PROGRAM_PRIMACY,
+@dataclass(frozen=True, slots=True)
+class ProgramRef:
+    """The fields of a DERProgram row handlers need; rows never change once created, so these
+    are cached per engine (no query for them on the hot path)."""
+
+    id: int
+    key: str
+    program_id: int | None
+    mrid: str
+    description: str
+    primacy: int
+
+
+_PROGRAMS: weakref.WeakKeyDictionary[Engine, dict[str, ProgramRef]] = weakref.WeakKeyDictionary()
+
+
+def _program_ref(
+    session: Session, key: str, program_id: int | None, description: str, primacy: int
+) -> ProgramRef:
+    engine = session.get_bind()
+    cache = _PROGRAMS.setdefault(engine, {}) if isinstance(engine, Engine) else {}
+    ref = cache.get(key)
+    if ref is not None:
+        return ref
+    row = session.scalars(select(DerProgram).where(DerProgram.key == key)).first()
+    if row is None:
+        row = DerProgram(
+            key=key,
+            program_id=program_id,
+            mrid=_mrid("derp", key),
+            description=description[:32],
+            primacy=primacy,
         )
-        session.add(prog)
+        session.add(row)
         session.flush()
-    return prog
+    ref = ProgramRef(row.id, row.key, row.program_id, row.mrid, row.description, row.primacy)
+    cache[key] = ref
+    return ref
 
 
-def _registry_program(session: Session, program: Program) -> DerProgram:
-    prog = session.scalars(select(DerProgram).where(DerProgram.program_id == program.id)).first()
-    if prog is None:
-        prog = DerProgram(
-            key=f"program-{program.id}",
-            program_id=program.id,
-            mrid=_mrid("derp", "program", program.id),
-            description=program.name[:32],
-            primacy=CONSTRAINT_PROGRAM_PRIMACY,
-        )
-        session.add(prog)
-        session.flush()
-    return prog
+def _site_program(session: Session) -> ProgramRef:
+    return _program_ref(session, SITE_PROGRAM_KEY, None, "connection terms", SITE_PROGRAM_PRIMACY)
 
 
-def programs_for(session: Session, edev: EndDevice) -> list[DerProgram]:
-    """The DERPrograms an EndDevice sees: its site program, then its registry programs.
+def programs_for(session: Session, edev: EndDevice) -> list[ProgramRef]:
+    """The DERPrograms an EndDevice sees: its registry programs (network constraints, higher
+    priority), then its site program (its own terms).
 
     An aggregator's own EndDevice has no program (it controls nothing itself).
     """
@@ -260,13 +279,20 @@ def programs_for(session: Session, edev: EndDevice) -> list[DerProgram]:
         return []
     out = [_site_program(session)]
     if edev.der_id is not None:
+        rows = session.execute(
+            select(Program.id, Program.name)
+            .join(ProgramMember, ProgramMember.program_id == Program.id)
+            .where(ProgramMember.der_id == edev.der_id)
+            .order_by(Program.id)
+        ).all()
         out += [
-            _registry_program(session, p) for p in registry.programs_for_der(session, edev.der_id)
+            _program_ref(session, f"program-{pid}", pid, name, CONSTRAINT_PROGRAM_PRIMACY)
+            for pid, name in rows
         ]
     return sorted(out, key=lambda p: (p.primacy, p.id))
 
 
-def program_for(session: Session, edev: EndDevice, derp_id: int) -> DerProgram:
+def program_for(session: Session, edev: EndDevice, derp_id: int) -> ProgramRef:
     for prog in programs_for(session, edev):
         if prog.id == derp_id:
             return prog
@@ -286,6 +312,15 @@ def terms_for(session: Session, edev: EndDevice) -> tuple[ConnectionTerms, int] 
     return registry.row_to_terms(row), row.version
 
 
+def current_terms_version(session: Session, der_id: int) -> int | None:
+    """The newest terms version of a DER's connection (one query; None without terms)."""
+    return session.scalar(
+        select(func.max(ConnectionTermsRow.version))
+        .join(Der, Der.connection_id == ConnectionTermsRow.connection_id)
+        .where(Der.id == der_id)
+    )
+
+
 @dataclass(frozen=True)
 class DefaultLimits:
     """The fallback a device applies with no active event (DefaultDERControl), in W."""
@@ -296,7 +331,7 @@ class DefaultLimits:
     imp_lim_w: float | None
 
 
-def default_limits(session: Session, edev: EndDevice, prog: DerProgram) -> DefaultLimits:
+def default_limits(session: Session, edev: EndDevice, prog: ProgramRef) -> DefaultLimits:
     """The DefaultDERControl of a program for a device: its terms' fallback limits.
 
     Export: ``ConnectionTerms.effective_fallback_export_kw``; import: ``fallback_import_kw`` when
@@ -324,8 +359,17 @@ def publish_terms_controls(session: Session, edev: EndDevice, now: dt.datetime) 
     terms version changes, controls of the old version that have not started are cancelled, the
     running one is superseded now by the new version's first control.
     """
-    if edev.is_aggregator:
+    if edev.is_aggregator or edev.der_id is None:
         return 0
+    latest = current_terms_version(session, edev.der_id)
+    if latest is None:
+        return 0
+    if (
+        edev.published_terms_version == latest
+        and edev.published_until is not None
+        and edev.published_until - now >= schedule.REFILL_BELOW
+    ):
+        return 0  # the hot path: one indexed query, no terms parsing
     found = terms_for(session, edev)
     if found is None:
         return 0
@@ -515,7 +559,7 @@ def listed_controls_stmt(
 def listed_controls(
     session: Session,
     edev: EndDevice,
-    prog: DerProgram,
+    prog: ProgramRef,
     now: dt.datetime,
     *,
     active_only: bool = False,
@@ -539,7 +583,7 @@ def listed_controls(
     return out
 
 
-def get_control(session: Session, edev: EndDevice, prog: DerProgram, derc_id: int) -> DerControl:
+def get_control(session: Session, edev: EndDevice, prog: ProgramRef, derc_id: int) -> DerControl:
     ctrl = session.get(DerControl, derc_id)
     if ctrl is None or ctrl.end_device_id != edev.id or ctrl.der_program_id != prog.id:
         raise NotFoundError(f"DERControl {derc_id} not found in this program")
@@ -688,11 +732,15 @@ def upsert_mirror_usage_point(
 
 
 def get_mirror_usage_point(session: Session, scope: ClientScope, mup_id: int) -> MirrorUsagePoint:
-    mup = session.get(MirrorUsagePoint, mup_id)
-    if mup is None:
+    found = session.execute(
+        select(MirrorUsagePoint, EndDevice)
+        .join(EndDevice, EndDevice.id == MirrorUsagePoint.end_device_id)
+        .where(MirrorUsagePoint.id == mup_id)
+    ).first()
+    if found is None:
         raise NotFoundError(f"MirrorUsagePoint {mup_id} does not exist")
-    edev = session.get(EndDevice, mup.end_device_id)
-    if edev is None or not may_access(scope, edev):
+    mup, edev = found
+    if not may_access(scope, edev):
         raise _deny(scope, f"MirrorUsagePoint {mup_id}")
     return mup
 
@@ -709,7 +757,8 @@ def visible_mups_stmt(scope: ClientScope) -> Select[MirrorUsagePoint]:
 def add_meter_reading(
     session: Session, mup: MirrorUsagePoint, data: MeterReadingInput, now: dt.datetime
 ) -> int:
-    """Store a MirrorMeterReading's readings (idempotent per reading start); returns new count."""
+    """Store a MirrorMeterReading's readings, one row per interval start (a re-posted interval
+    replaces the stored value); returns how many readings the document carried."""
     mmr = session.scalars(
         select(MirrorMeterReading).where(
             MirrorMeterReading.usage_point_id == mup.id,
@@ -728,39 +777,35 @@ def add_meter_reading(
     session.flush()
     if not data.readings:
         return 0
-    starts = [r.time_start for r in data.readings]
-    existing = set(
-        session.scalars(
-            select(Reading.time_start).where(
-                Reading.meter_reading_id == mmr.id, Reading.time_start.in_(starts)
-            )
-        )
-    )
     scale = 10.0**mmr.power_of_ten
-    added = 0
-    for r in data.readings:
-        if r.time_start in existing:
-            session.execute(
-                update(Reading)
-                .where(Reading.meter_reading_id == mmr.id, Reading.time_start == r.time_start)
-                .values(value=r.value, value_si=r.value * scale, received_at=now)
-            )
-            continue
-        session.add(
-            Reading(
-                meter_reading_id=mmr.id,
-                time_start=r.time_start,
-                duration_s=r.duration_s,
-                value=r.value,
-                value_si=r.value * scale,
-                quality_flags=r.quality_flags,
-                received_at=now,
-            )
-        )
-        existing.add(r.time_start)
-        added += 1
-    session.flush()
-    return added
+    rows = {
+        r.time_start: {
+            "meter_reading_id": mmr.id,
+            "time_start": r.time_start,
+            "duration_s": r.duration_s,
+            "value": r.value,
+            "value_si": r.value * scale,
+            "quality_flags": r.quality_flags,
+            "received_at": now,
+        }
+        for r in data.readings
+    }  # a repeated start inside one document: the last one wins
+    dialect = session.get_bind().dialect.name
+    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert_fn(Reading).values(list(rows.values()))
+    # a re-posted interval replaces the stored value (clients re-send after a lost answer)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["meter_reading_id", "time_start"],
+        set_={
+            "value": stmt.excluded.value,
+            "value_si": stmt.excluded.value_si,
+            "duration_s": stmt.excluded.duration_s,
+            "quality_flags": stmt.excluded.quality_flags,
+            "received_at": stmt.excluded.received_at,
+        },
+    )
+    session.execute(stmt)
+    return len(rows)
 
 
 def readings_for_der(

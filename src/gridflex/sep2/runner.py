@@ -70,7 +70,9 @@ def app_factory(
     """A factory building the app (and its engine) inside each worker process."""
 
     def build() -> ASGIApp:
-        engine = make_engine(db_url)
+        # no pre-ping: it would double the round trips of every short request; a broken
+        # pooled connection fails one request and is replaced
+        engine = make_engine(db_url, pool_pre_ping=False, pool_size=10, max_overflow=10)
         return create_app(engine, settings, with_admin=with_admin)
 
     return build
