@@ -229,3 +229,11 @@ def test_published_openapi_matches_the_app() -> None:
         doc["paths"]
     )
     assert "HTTPBearer" in doc["components"]["securitySchemes"]
+
+
+def test_der_list_pages(client: TestClient, seeded: Seeded) -> None:
+    h = auth(seeded.tokens["viewer"])
+    first = client.get("/ders?limit=2", headers=h).json()
+    rest = client.get("/ders?limit=2&offset=2", headers=h).json()
+    assert [d["id"] for d in first + rest] == [seeded.der_a, seeded.der_b, seeded.der_free]
+    assert client.get("/ders?limit=0", headers=h).status_code == 422

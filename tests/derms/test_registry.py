@@ -108,7 +108,7 @@ def test_update_der(session: Session, seeded: Seeded) -> None:
 def test_sites_and_service_points(session: Session, seeded: Seeded) -> None:
     sp = reg.add_service_point(
         session, site_id=seeded.site_id, number="SP-100", meter_number="M1",
-        service_voltage_v=12470, phases="ABC", feeder="F1",
+        service_voltage_ll_v=12470, phases="ABC", feeder="F1",
     )  # fmt: skip
     assert [x.id for x in reg.list_service_points(session, seeded.site_id)] == [sp.id]
     with pytest.raises(ConflictError):

@@ -211,7 +211,7 @@ def add_service_point(
     number: Annotated[str, typer.Argument(help="Utility service point number.")],
     db: DbOpt = None,
     meter_number: str = "",
-    service_voltage_v: float | None = None,
+    service_voltage_ll_v: float | None = None,
     phases: str = "",
     feeder: str = "",
     transformer: str = "",
@@ -222,7 +222,7 @@ def add_service_point(
     with _session(db) as s:
         sp = reg.add_service_point(
             s, site_id=site_id, number=number, meter_number=meter_number,
-            service_voltage_v=service_voltage_v, phases=phases, feeder=feeder,
+            service_voltage_ll_v=service_voltage_ll_v, phases=phases, feeder=feeder,
             transformer=transformer,
         )  # fmt: skip
         typer.echo(sp.id)

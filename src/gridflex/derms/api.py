@@ -71,6 +71,10 @@ STATUS_OF_ERROR: tuple[tuple[type[GridflexError], int], ...] = (
     (PermissionDeniedError, status.HTTP_403_FORBIDDEN),
 )
 
+#: Page sizes of ``GET /ders`` (a fleet can hold hundreds of thousands of DER).
+DEFAULT_PAGE = 1000
+MAX_PAGE = 10000
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing, unknown or revoked API key."},
     403: {"model": ErrorOut, "description": "Outside the caller's role or aggregator scope."},
@@ -300,8 +304,10 @@ def get_ders(
     feeder: str | None = None,
     state: LifecycleState | None = None,
     connection_id: str | None = None,
+    offset: Annotated[int, Query(ge=0, description="DER to skip (ordered by id).")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")] = DEFAULT_PAGE,
 ) -> list[DerOut]:
-    """DER matching the filters (an aggregator sees only the DER it fronts)."""
+    """DER matching the filters, by id, one page at a time (an aggregator sees only its own)."""
     if not scope.sees_everything:
         if aggregator_id is not None and aggregator_id != scope.aggregator_id:
             raise scope.deny(f"list the DER of aggregator {aggregator_id}")
@@ -314,6 +320,8 @@ def get_ders(
             feeder=feeder,
             state=None if state is None else state.value,
             connection_id=connection_id,
+            offset=offset,
+            limit=limit,
         )
         return [DerOut.model_validate(d) for d in ders]
 

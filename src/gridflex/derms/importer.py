@@ -41,7 +41,7 @@ class ServicePointEntry(_Strict):
 
     number: str = Field(min_length=1)
     meter_number: str = ""
-    service_voltage_v: float | None = Field(default=None, gt=0)
+    service_voltage_ll_v: float | None = Field(default=None, gt=0)
     phases: str = ""
     feeder: str = ""
     transformer: str = ""

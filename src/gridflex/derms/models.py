@@ -185,7 +185,7 @@ class ServicePoint(Base):
     site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"), index=True)
     number: Mapped[str] = mapped_column(String(64), unique=True)
     meter_number: Mapped[str] = mapped_column(String(64), default="")
-    service_voltage_v: Mapped[float | None] = mapped_column(Float)
+    service_voltage_ll_v: Mapped[float | None] = mapped_column(Float)
     phases: Mapped[str] = mapped_column(String(8), default="")
     feeder: Mapped[str] = mapped_column(String(128), default="")
     transformer: Mapped[str] = mapped_column(String(128), default="")

@@ -172,7 +172,7 @@ def add_service_point(
     site_id: int,
     number: str,
     meter_number: str = "",
-    service_voltage_v: float | None = None,
+    service_voltage_ll_v: float | None = None,
     phases: str = "",
     feeder: str = "",
     transformer: str = "",
@@ -181,14 +181,14 @@ def add_service_point(
     get_site(session, site_id)
     if not number.strip():
         raise InputError("service_point.number is empty", "give the service point number")
-    if service_voltage_v is not None and service_voltage_v <= 0:
+    if service_voltage_ll_v is not None and service_voltage_ll_v <= 0:
         raise InputError(
-            f"service_point.service_voltage_v {service_voltage_v} is not positive",
+            f"service_point.service_voltage_ll_v {service_voltage_ll_v} is not positive",
             "give the nominal service voltage in volts, e.g. 240 or 12470",
         )
     sp = ServicePoint(
         site_id=site_id, number=number.strip(), meter_number=meter_number,
-        service_voltage_v=service_voltage_v, phases=phases, feeder=feeder,
+        service_voltage_ll_v=service_voltage_ll_v, phases=phases, feeder=feeder,
         transformer=transformer,
     )  # fmt: skip
     _flush(session, f"service point {number!r}", sp)
@@ -353,9 +353,15 @@ def list_ders(
     feeder: str | None = None,
     state: str | None = None,
     connection_id: str | None = None,
+    offset: int = 0,
+    limit: int | None = None,
 ) -> list[Der]:
-    """DER matching every given filter, by id."""
-    stmt = select(Der).order_by(Der.id)
+    """DER matching every given filter, by id (``offset``/``limit`` page through large fleets)."""
+    if offset < 0 or (limit is not None and limit < 1):
+        raise InputError(f"offset {offset} / limit {limit} out of range", "offset >= 0, limit >= 1")
+    stmt = select(Der).order_by(Der.id).offset(offset)
+    if limit is not None:
+        stmt = stmt.limit(limit)
     if aggregator_id is not None:
         stmt = stmt.where(Der.aggregator_id == aggregator_id)
     if site_id is not None:

@@ -74,7 +74,9 @@ class ServicePointIn(_In):
     site_id: int
     number: str = Field(min_length=1, max_length=64, description="Utility service point number.")
     meter_number: str = ""
-    service_voltage_v: float | None = Field(default=None, gt=0)
+    service_voltage_ll_v: float | None = Field(
+        default=None, gt=0, description="Nominal line-to-line service voltage, V (240, 12470)."
+    )
     phases: str = ""
     feeder: str = ""
     transformer: str = ""
@@ -87,7 +89,7 @@ class ServicePointOut(_Out):
     site_id: int
     number: str
     meter_number: str
-    service_voltage_v: float | None
+    service_voltage_ll_v: float | None
     phases: str
     feeder: str
     transformer: str

@@ -129,7 +129,7 @@ def upgrade() -> None:
         sa.Column("site_id", sa.Integer(), nullable=False),
         sa.Column("number", sa.String(length=64), nullable=False),
         sa.Column("meter_number", sa.String(length=64), nullable=False),
-        sa.Column("service_voltage_v", sa.Float(), nullable=True),
+        sa.Column("service_voltage_ll_v", sa.Float(), nullable=True),
         sa.Column("phases", sa.String(length=8), nullable=False),
         sa.Column("feeder", sa.String(length=128), nullable=False),
         sa.Column("transformer", sa.String(length=128), nullable=False),
