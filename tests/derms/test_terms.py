@@ -143,3 +143,41 @@ def test_stored_rows_cannot_be_edited_through_the_orm(engine: Engine) -> None:
         tamper()
     with factory() as s:
         assert reg.terms_version(s, "app-1", 1).created_by == "p"
+
+
+def test_concurrent_writers_are_serialised_per_connection(engine: Engine) -> None:
+    """A second writer waits for the first, then is compared with the version it committed."""
+    import threading
+
+    factory = session_factory(engine)
+    with factory.begin() as s:
+        reg.add_terms(s, make_terms(export_limit_kw=250.0), actor="p")
+    outcome: dict[str, object] = {}
+    first = factory()
+    first.begin()
+    reg.add_terms(first, make_terms(export_limit_kw=300.0), actor="alice")  # holds the lock
+
+    def second_writer() -> None:
+        try:
+            with factory.begin() as s:
+                # looser than v1 (250) but tighter than alice's v2 (300): must be refused
+                reg.add_terms(s, make_terms(export_limit_kw=275.0), actor="bob")
+            outcome["result"] = "stored"
+        except ConflictError as exc:
+            outcome["result"] = exc
+
+    thread = threading.Thread(target=second_writer)
+    thread.start()
+    thread.join(0.5)
+    assert thread.is_alive(), "the second writer should wait for the first one's lock"
+    first.commit()
+    first.close()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert isinstance(outcome["result"], ConflictError)
+    assert "static export limit lowered from 300.0 to 275.0 kW" in str(outcome["result"])
+    with factory.begin() as s:
+        reg.add_terms(s, make_terms(export_limit_kw=320.0), actor="bob")
+    with factory() as s:
+        rows = reg.terms_rows(s, "app-1")
+        assert [(r.version, r.created_by) for r in rows] == [(1, "p"), (2, "alice"), (3, "bob")]

@@ -17,14 +17,15 @@ References
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import math
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from gridflex.derms.lifecycle import lifecycle
@@ -550,16 +551,38 @@ def row_to_terms(row: ConnectionTermsRow) -> ConnectionTerms:
     return ConnectionTerms.model_validate(row.terms)
 
 
-def _latest_row(session: Session, connection_id: str, *, lock: bool = False) -> Any:
+def _latest_row(session: Session, connection_id: str) -> Any:
     stmt = (
         select(ConnectionTermsRow)
         .where(ConnectionTermsRow.connection_id == connection_id)
         .order_by(ConnectionTermsRow.version.desc())
         .limit(1)
     )
-    if lock:
-        stmt = stmt.with_for_update()
     return session.scalars(stmt).one_or_none()
+
+
+def _lock_connection(session: Session, connection_id: str) -> None:
+    """Serialise writers of one connection's terms until the transaction ends.
+
+    Two operators adding a version at once must not both number it N+1, and each new version
+    must be compared with the one really in force. PostgreSQL: a transaction-scoped advisory lock
+    keyed by the connection id (the next SELECT then sees the other writer's committed version).
+    SQLite: take the database write lock before reading (a no-op write), waiting up to the busy
+    timeout; if this transaction already read an older snapshot, SQLite refuses and we report a
+    conflict to retry.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        digest = hashlib.sha256(connection_id.encode("utf-8")).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        return
+    try:
+        session.execute(text("UPDATE connection_terms SET id = id WHERE 1 = 0"))
+    except OperationalError as exc:
+        raise ConflictError(
+            f"connection {connection_id!r}: the registry is busy with another change; retry "
+            f"({str(exc.orig).strip()})"
+        ) from exc
 
 
 def add_terms(
@@ -597,7 +620,8 @@ def add_terms(
         except ValidationError as exc:
             raise InputError(f"connection terms are not valid: {exc}") from exc
     cid = terms.connection_id
-    latest = _latest_row(session, cid, lock=True)
+    _lock_connection(session, cid)
+    latest = _latest_row(session, cid)
     next_version = 1 if latest is None else latest.version + 1
     if terms.version not in (1, next_version):
         raise ConflictError(
