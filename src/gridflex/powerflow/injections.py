@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
@@ -314,3 +315,173 @@ def phase_currents(
     cur = np.where(zone & mid, y_mid * vd, cur)
     cur = np.where(zone & low, y_low * vd, cur)
     return np.asarray(cur, dtype=np.complex128)
+
+
+@nb.njit(cache=True, inline="always")
+def _current(
+    vd: complex,
+    model: int,
+    vb: float,
+    vlow: float,
+    v95: float,
+    v105: float,
+    vminpu: float,
+    vmaxpu: float,
+    cvrw: float,
+    cvrv: float,
+    varbase: float,
+    w: float,
+    var: float,
+) -> complex:  # pragma: no cover - compiled
+    """Scalar twin of :func:`phase_currents` (same zones and formulas, one phase, one step)."""
+    vmag = abs(vd)
+    yeq = complex(w, -var) / (vb * vb)
+    if model == 2:
+        return yeq * vd
+    yeq95 = yeq / (vminpu * vminpu) if vminpu != 0.0 else 0j
+    yeq105 = yeq / (vmaxpu * vmaxpu) if vmaxpu != 0.0 else yeq
+    yqfixed = -varbase / (vb * vb)
+    if model == PV_MODEL:
+        if vmag <= v95:
+            return yeq95 * vd
+        if vmag > v105:
+            return yeq105 * vd
+        return (complex(w, var) / vd).conjugate()
+    if vmag <= vlow:
+        return yeq * vd
+    if vmag <= v95:
+        if model == 6 or model == 7:
+            return complex(yeq95.real, yqfixed) * vd
+        ilow = yeq * vlow
+        i_top = yeq * vb if model == 5 else yeq95 * v95  # InterpolateY95I_YLow vs Y95_YLow
+        m = (i_top - ilow) / (v95 - vlow)
+        return (ilow + m * (vmag - vlow)) / vmag * vd
+    if vmag > v105:
+        if model == 6 or model == 7:
+            return complex(yeq105.real, yqfixed) * vd
+        if model == 5:
+            return (yeq / vmaxpu if vmaxpu != 0.0 else yeq) * vd
+        return yeq105 * vd
+    if model == 1:
+        return (complex(w, var) / vd).conjugate()
+    if model == 3:
+        return (w / vd).conjugate() + 1j * yeq.imag * vd
+    if model == 4:
+        vr = vmag / vb
+        wf = vr**cvrw if cvrw != 1.0 else vr
+        cur = (w * wf / vd).conjugate() if wf > 0.0 else 0j
+        return cur + (1j * var * vr**cvrv / vd).conjugate()
+    if model == 5:
+        return (complex(w, var) / (vd / vmag * vb)).conjugate()
+    if model == 6:
+        return (complex(w, varbase) / vd).conjugate()
+    if model == 7:
+        return (w / vd).conjugate() + 1j * yqfixed * vd
+    return (complex(w, var) / vd).conjugate()
+
+
+@nb.njit(cache=True, parallel=True)
+def injection_rhs(
+    v: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    model: np.ndarray,
+    vb: np.ndarray,
+    vlow: np.ndarray,
+    v95: np.ndarray,
+    v105: np.ndarray,
+    vminpu: np.ndarray,
+    vmaxpu: np.ndarray,
+    cvrw: np.ndarray,
+    cvrv: np.ndarray,
+    varbase: np.ndarray,
+    w: np.ndarray,
+    var: np.ndarray,
+    y_nom: np.ndarray,
+    i_src: np.ndarray,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """``out = I_src - C (i(V) - y_nom (V_a - V_b))`` for every column, fused in one pass."""
+    n_nodes, k = v.shape
+    n = a.shape[0]
+    for c in nb.prange(k):
+        for i in range(n_nodes):
+            out[i, c] = i_src[i]
+        for j in range(n):
+            ia = a[j]
+            ib = b[j]
+            va = v[ia, c] if ia < n_nodes else 0j
+            vbb = v[ib, c] if ib < n_nodes else 0j
+            vd = va - vbb
+            cur = _current(
+                vd,
+                model[j],
+                vb[j],
+                vlow[j],
+                v95[j],
+                v105[j],
+                vminpu[j],
+                vmaxpu[j],
+                cvrw[j],
+                cvrv[j],
+                varbase[j],
+                w[j, c],
+                var[j, c],
+            )
+            net_i = cur - y_nom[j] * vd
+            if ia < n_nodes:
+                out[ia, c] -= net_i
+            if ib < n_nodes:
+                out[ib, c] += net_i
+
+
+def injection_rhs_for(
+    inj: Injectors,
+    v: ComplexArray,
+    w: FloatArray,
+    var: FloatArray,
+    y_nom: ComplexArray,
+    i_src: ComplexArray,
+) -> ComplexArray:
+    """Right-hand side of the fixed-point step for voltages ``v`` (N x k)."""
+    out = np.empty(v.shape, dtype=np.complex128)
+    injection_rhs(
+        np.ascontiguousarray(v),
+        inj.a,
+        inj.b,
+        inj.model,
+        inj.v_base_v,
+        inj.v_low_v,
+        inj.v_min_v,
+        inj.v_max_v,
+        inj.vminpu,
+        inj.vmaxpu,
+        inj.cvr_watts,
+        inj.cvr_vars,
+        inj.var_base,
+        np.ascontiguousarray(w),
+        np.ascontiguousarray(var),
+        np.ascontiguousarray(y_nom, dtype=np.complex128),
+        np.ascontiguousarray(i_src, dtype=np.complex128),
+        out,
+    )
+    return out
+
+
+@nb.njit(cache=True, parallel=True)
+def _max_change(vn: np.ndarray, v: np.ndarray, inv_vb: np.ndarray, out: np.ndarray) -> None:
+    n, k = vn.shape  # pragma: no cover - compiled
+    for c in nb.prange(k):
+        m = 0.0
+        for i in range(n):
+            d = abs(vn[i, c] - v[i, c]) * inv_vb[i]
+            if d > m or d != d:  # NaN propagates as "not converged"
+                m = d
+        out[c] = m
+
+
+def max_change_pu(vn: ComplexArray, v: ComplexArray, inv_vb: FloatArray) -> FloatArray:
+    """Per column, the largest voltage change between iterations in per unit (NaN -> NaN)."""
+    out = np.empty(vn.shape[1])
+    _max_change(np.ascontiguousarray(vn), np.ascontiguousarray(v), inv_vb, out)
+    return out

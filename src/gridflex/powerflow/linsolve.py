@@ -33,20 +33,29 @@ def _lu_solve(
     u_idx: np.ndarray,
     u_val: np.ndarray,
     u_inv_diag: np.ndarray,
+    perm_r: np.ndarray,
+    perm_c: np.ndarray,
+    b: np.ndarray,
     x: np.ndarray,
+    v_old: np.ndarray,
+    inv_vb: np.ndarray,
+    dv: np.ndarray,
     block: int,
 ) -> None:  # pragma: no cover - compiled
-    n, k = x.shape
+    """``x = Pc U^-1 L^-1 Pr b`` per column block; with ``v_old``, ``dv`` = max |x - v_old| pu."""
+    n, k = b.shape
+    with_dv = v_old.shape[0] == n
     nblocks = (k + block - 1) // block
     for blk in nb.prange(nblocks):
         c0 = blk * block
         c1 = min(k, c0 + block)
         m = c1 - c0
-        # a block-local copy keeps the working set (n x block) in cache
+        # a block-local copy keeps the working set (n x block) in cache; Pr applied on the way in
         w = np.empty((n, m), dtype=np.complex128)
         for i in range(n):
+            r = perm_r[i]
             for c in range(m):
-                w[i, c] = x[i, c0 + c]
+                w[r, c] = b[i, c0 + c]
         for j in range(n):  # forward: unit lower L, column oriented
             for p in range(l_ptr[j], l_ptr[j + 1]):
                 i = l_idx[p]
@@ -64,9 +73,17 @@ def _lu_solve(
                     a = u_val[p]
                     for c in range(m):
                         w[i, c] -= a * w[j, c]
-        for i in range(n):
+        for c in range(m):
+            dv[c0 + c] = 0.0
+        for i in range(n):  # Pc applied on the way out
+            r = perm_c[i]
             for c in range(m):
-                x[i, c0 + c] = w[i, c]
+                val = w[r, c]
+                x[i, c0 + c] = val
+                if with_dv:
+                    dd = abs(val - v_old[i, c0 + c]) * inv_vb[i]
+                    if dd > dv[c0 + c] or dd != dd:
+                        dv[c0 + c] = dd
 
 
 class Factor:
@@ -80,21 +97,48 @@ class Factor:
         self._l = (l_mat.indptr.astype(np.int64), l_mat.indices.astype(np.int64), l_mat.data)
         self._u = (u_mat.indptr.astype(np.int64), u_mat.indices.astype(np.int64), u_mat.data)
         self._u_inv_diag = np.ascontiguousarray(1.0 / u_mat.diagonal())
-        self._perm_r = lu.perm_r
-        self._perm_c = lu.perm_c
+        self._perm_r = np.ascontiguousarray(lu.perm_r, dtype=np.int64)
+        # x = Pc y: x[i] = y[perm_c[i]]
+        self._perm_c = np.ascontiguousarray(lu.perm_c, dtype=np.int64)
         self.n = int(lu.shape[0])
 
     def solve(self, rhs: ComplexArray) -> ComplexArray:
         """Solve ``Y x = rhs`` for every column of ``rhs``."""
         b = np.asarray(rhs, dtype=np.complex128)
         vec = b.ndim == 1
-        b2 = b[:, None] if vec else b
-        # Pr Y Pc = L U  ->  L U y = Pr b,  x = Pc y
-        y = np.empty_like(b2, order="C")
-        y[self._perm_r] = b2
-        _lu_solve(*self._l, *self._u, self._u_inv_diag, y, _BLOCK)
-        x = y[self._perm_c]
+        x, _ = self.solve_with_change(b[:, None] if vec else b, None, None)
         return x[:, 0] if vec else x
+
+    def solve_with_change(
+        self,
+        rhs: ComplexArray,
+        v_old: ComplexArray | None,
+        inv_vbase: npt.NDArray[np.float64] | None,
+    ) -> tuple[ComplexArray, npt.NDArray[np.float64]]:
+        """Solve, and give per column the largest ``|x - v_old| * inv_vbase`` (NaN-aware)."""
+        b = np.ascontiguousarray(rhs, dtype=np.complex128)
+        x = np.empty_like(b)
+        dv = np.zeros(b.shape[1])
+        if v_old is None or inv_vbase is None:
+            vo = np.zeros((0, 0), dtype=np.complex128)
+            ivb = np.zeros(0)
+        else:
+            vo = np.ascontiguousarray(v_old, dtype=np.complex128)
+            ivb = np.ascontiguousarray(inv_vbase, dtype=np.float64)
+        _lu_solve(
+            *self._l,
+            *self._u,
+            self._u_inv_diag,
+            self._perm_r,
+            self._perm_c,
+            b,
+            x,
+            vo,
+            ivb,
+            dv,
+            _BLOCK,
+        )
+        return x, dv
 
 
 def factorize(y: sp.spmatrix) -> Factor:

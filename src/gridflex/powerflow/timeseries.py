@@ -32,6 +32,8 @@ References
    injection with the nominal load admittance in the system matrix).
 .. [2] dss-extensions/dss_capi ``Solution.pas`` (``SolveSnap`` control loop,
    ``MaxControlIterations`` default 10) and ``ControlQueue.pas`` (``DoNearestActions``).
+.. [3] H. F. Walker and P. Ni, "Anderson acceleration for fixed-point iterations", SIAM J.
+   Numer. Anal. 49(4), 2011, doi:10.1137/10078356X.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from gridflex.powerflow import controls as ctl
 from gridflex.powerflow.injections import (
     Injectors,
     build_injectors,
+    injection_rhs_for,
     phase_currents,
     shape_multipliers,
 )
@@ -263,24 +266,55 @@ def _fixed_point(
     conv = np.zeros(k, dtype=bool)
     last_dv = np.full(k, np.inf)
     act = np.arange(k)
-    c = prob.inj.incidence
-    vb = prob.vbase_v[:, None]
+    inv_vb = 1.0 / prob.vbase_v
+    # Anderson acceleration, depth 1, with a *real* mixing coefficient: the load currents depend
+    # on conj(V), so the error map is real-linear, not complex-linear [3]_.
+    g_prev = np.zeros_like(v)
+    f_prev = np.zeros_like(v)
+    have_prev = np.zeros(k, dtype=bool)
+    accelerate = pv is None
     for it in range(1, max_iter + 1):
-        va = v[:, act]
-        vd = _vd(prob, va)
-        dp = pv.update(prob, vd, w, var, act) if pv is not None else None
-        cur = phase_currents(prob.inj, vd, w[:, act], var[:, act])
-        rhs = prob.i_src[:, None] - c @ (cur - y_nom[:, None] * vd)
-        vn = fac.solve(rhs)
-        dv = np.max(np.abs(vn - va) / vb, axis=0)
+        full = act.size == k
+        va = v if full else v[:, act]
+        dp = pv.update(prob, _vd(prob, va), w, var, act) if pv is not None else None
+        wa = w if full else w[:, act]
+        vara = var if full else var[:, act]
+        rhs = injection_rhs_for(prob.inj, va, wa, vara, y_nom, prob.i_src)
+        g, dv = fac.solve_with_change(rhs, va, inv_vb)
         bad = ~np.isfinite(dv)
         dv[bad] = np.inf
-        v[:, act] = vn
         iters[act] = it
         last_dv[act] = dv if dp is None else np.maximum(dv, dp)
         done = dv < prob.tol_pu
         if dp is not None:
             done &= dp < prob.tol_pu
+        nxt = g
+        if accelerate:
+            f = (g - va) * inv_vb[:, None]
+            hp = have_prev[act]
+            if np.any(hp):
+                gp = g_prev[:, act] if not full else g_prev
+                fp = f_prev[:, act] if not full else f_prev
+                df = f - fp
+                num = np.sum((np.conj(df) * f).real, axis=0)
+                den = np.sum(np.abs(df) ** 2, axis=0)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    gamma = np.where(hp & (den > 0), num / den, 0.0)
+                gamma = np.clip(np.nan_to_num(gamma), -10.0, 10.0)
+                nxt = g - (g - gp) * gamma[None, :]
+            if full:
+                g_prev = g.copy()
+                f_prev = f
+            else:
+                g_prev[:, act] = g
+                f_prev[:, act] = f
+            have_prev[act] = True
+        # converged columns keep the plain fixed-point image (the solved voltages)
+        nxt = np.where(done[None, :], g, nxt)
+        if full:
+            v = np.asarray(nxt, dtype=complex)
+        else:
+            v[:, act] = nxt
         conv[act[done]] = True
         act = act[~done & ~bad]
         if act.size == 0:
@@ -392,6 +426,15 @@ def _solve_steps(
         res.converged[j] = sub.converged[0]
         res.max_dv_pu[j] = sub.max_dv_pu[0]
     return res
+
+
+def _guess(
+    prob: _Problem, state: State, v_ref: ComplexArray, p_ref: float, p_cols: FloatArray
+) -> ComplexArray:
+    """Initial voltages: the drop from no-load scales with the net load (radial feeders)."""
+    v_nl = _no_load(prob, state, 1)[:, 0]
+    ratio = np.clip(p_cols / p_ref, 0.0, 5.0) if p_ref > 0 else np.ones(p_cols.shape[0])
+    return np.asarray(v_nl[:, None] + (v_ref - v_nl)[:, None] * ratio[None, :], dtype=complex)
 
 
 def _no_load(prob: _Problem, state: State, k: int) -> ComplexArray:
@@ -707,6 +750,7 @@ def simulate(
         state = _initial_state(network)
     last_open = np.full(len(network.capacitors), -np.inf)
     v_prev: ComplexArray | None = None
+    p_prev = 0.0
     t = 0
     window = chunk if controls == "off" else min(chunk, 32)
     while t < steps:
@@ -714,15 +758,23 @@ def simulate(
         w = w_all[:, cols]
         var = var_all[:, cols]
         pv_chunk = pv_all.sub(cols) if pv_all is not None else None
-        v0 = (
-            _no_load(prob, state, cols.size)
-            if v_prev is None
-            else np.repeat(v_prev[:, None], cols.size, axis=1)
-        )
+        if v_prev is None:
+            # pilot: one step at the run's mean load anchors the initial guesses
+            pilot = _solve_steps(
+                prob,
+                state,
+                w_all.mean(axis=1)[:, None],
+                var_all.mean(axis=1)[:, None],
+                _no_load(prob, state, 1),
+            )
+            v_prev = pilot.v[:, 0].copy()
+            p_prev = float(w_all.mean(axis=1).sum())
+        v0 = _guess(prob, state, v_prev, p_prev, w.sum(axis=0))
         solved = _solve_steps(prob, state, w, var, v0, pv_chunk)
         if controls == "off":
             rec.record(cols, solved, state, w, var)
             v_prev = solved.v[:, -1].copy()
+            p_prev = float(w[:, -1].sum())
             t = int(cols[-1]) + 1
         else:
             acted_at = -1
@@ -748,11 +800,13 @@ def simulate(
                 )
                 rec.record(np.array([col]), sub, state, w_j, var_j)
                 v_prev = sub.v[:, 0].copy()
+                p_prev = float(w_j[:, 0].sum())
                 acted_at = j
                 break
             if acted_at < 0:
                 rec.record(cols, solved, state, w, var)
                 v_prev = solved.v[:, -1].copy()
+                p_prev = float(w[:, -1].sum())
                 t = int(cols[-1]) + 1
                 window = min(chunk, window * 2)
             else:
@@ -767,7 +821,12 @@ def simulate(
             else f"fixed-point and fallback iterations stalled at max |dV| = {rec.max_dv[k]:.3g} pu"
         )
         failures.append(
-            StepFailure(step=int(k), time=pd.Timestamp(times[int(k)]), cause=cause, max_dv_pu=float(rec.max_dv[k]))
+            StepFailure(
+                step=int(k),
+                time=pd.Timestamp(times[int(k)]),
+                cause=cause,
+                max_dv_pu=float(rec.max_dv[k]),
+            )
         )
         rec.v_pu[k] = np.where(np.isfinite(rec.v_pu[k]), rec.v_pu[k], np.nan)
     solve_s = _time.perf_counter() - t_begin
