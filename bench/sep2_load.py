@@ -121,25 +121,11 @@ def seed(db_url: str, certs: Path, n_devices: int, n_aggregators: int) -> Fleet:
 
 
 # ---- servers ----------------------------------------------------------------------------------
-def start_gridflex(fleet: Fleet, port: int, workers: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from gridflex.cli.main import main; main()",
-            "serve",
-            "--db",
-            fleet.db_url,
-            "--certs",
-            str(fleet.certs),
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+def start_gridflex(fleet: Fleet, port: int, workers: int, inline: bool) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-c", "from gridflex.cli.main import main; main()", "serve"]
+    cmd += ["--db", fleet.db_url, "--certs", str(fleet.certs), "--port", str(port)]
+    cmd += ["--workers", str(workers), "--inline-handlers" if inline else "--thread-handlers"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 STATIC_PEER = r"""
@@ -325,6 +311,11 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=40)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--max-seconds", type=float, default=60.0)
+    ap.add_argument(
+        "--inline-handlers",
+        action="store_true",
+        help="run the server's handlers on each worker's event loop (default: thread pool)",
+    )
     ap.add_argument("--db", default=None, help="PostgreSQL URL (default: a fresh database)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
@@ -355,7 +346,7 @@ def main() -> None:
             )
 
             port = free_port()
-            procs.append(start_gridflex(fleet, port, args.workers))
+            procs.append(start_gridflex(fleet, port, args.workers, args.inline_handlers))
             wait_ready(port, ctx, procs[-1])
             # a sample DERControlList as the static peer's fixed answer
             edev, derp, _ = fleet.devices[first][0]

@@ -42,6 +42,14 @@ def serve(
     tz: Annotated[str, typer.Option(help="Zone reported by the Time resource.")] = (
         "America/Chicago"
     ),
+    inline_handlers: Annotated[
+        bool,
+        typer.Option(
+            "--inline-handlers/--thread-handlers",
+            help="Run request handlers on each worker's event loop (fastest with several "
+            "workers) or in a thread pool (default).",
+        ),
+    ] = False,
 ) -> None:
     """Run the IEEE 2030.5 (CSIP / CSIP-AUS) server over mutual TLS, registry API at /admin."""
     from rich.console import Console
@@ -56,7 +64,9 @@ def serve(
         raise InputError(f"--csip-aus {csip_aus!r} is not a CSIP-AUS version", "give 1.2 or 1.3")
     console = Console(soft_wrap=True)  # paths and LFDIs must stay whole for copy and paste
     prepared = prepare(db, certs)
-    settings = Sep2Settings(csip_aus_ns=namespaces[csip_aus], tz=tz)
+    settings = Sep2Settings(
+        csip_aus_ns=namespaces[csip_aus], tz=tz, inline_handlers=inline_handlers
+    )
     folder = prepared.files.ca_cert.parent
     if prepared.generated:
         console.print(f"[bold]Test client certificates[/] in {folder} (also in clients.json):")

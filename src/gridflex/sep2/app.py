@@ -65,6 +65,7 @@ from envoy_schema.server.schema.sep2.types import (
 )
 from pydantic_xml import BaseXmlModel
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -252,6 +253,10 @@ class Sep2App:
                 return self.error(404, str(exc))
             except ConflictError as exc:
                 return self.error(409, str(exc))
+            except IntegrityError as exc:
+                # two requests created the same resource at once; nothing was stored by this one
+                log.info("concurrent write refused: %s", exc.orig)
+                return self.error(409, "a concurrent request changed this resource; retry")
             except InputError as exc:
                 return self.error(400, str(exc))
             except GridflexError as exc:

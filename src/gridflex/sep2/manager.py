@@ -759,15 +759,21 @@ def add_meter_reading(
 ) -> int:
     """Store a MirrorMeterReading's readings, one row per interval start (a re-posted interval
     replaces the stored value); returns how many readings the document carried."""
-    mmr = session.scalars(
-        select(MirrorMeterReading).where(
-            MirrorMeterReading.usage_point_id == mup.id,
-            MirrorMeterReading.mrid == data.mrid.lower(),
-        )
-    ).one_or_none()
+    find = select(MirrorMeterReading).where(
+        MirrorMeterReading.usage_point_id == mup.id,
+        MirrorMeterReading.mrid == data.mrid.lower(),
+    )
+    mmr = session.scalars(find).one_or_none()
     if mmr is None:
-        mmr = MirrorMeterReading(usage_point_id=mup.id, mrid=data.mrid.lower())
-        session.add(mmr)
+        # two connections of one aggregator may post a new meter reading at once: insert-or-keep
+        dialect = session.get_bind().dialect.name
+        insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+        session.execute(
+            insert_fn(MirrorMeterReading)
+            .values(usage_point_id=mup.id, mrid=data.mrid.lower(), description="", power_of_ten=0)
+            .on_conflict_do_nothing(index_elements=["usage_point_id", "mrid"])
+        )
+        mmr = session.scalars(find).one()
     for name in ("uom", "kind", "flow_direction", "phase", "data_qualifier", "interval_length_s"):
         value = getattr(data, name)
         if value is not None:
