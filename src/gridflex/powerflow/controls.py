@@ -205,7 +205,8 @@ def capacitor_pending(net: Network, c: int, v: ComplexArray, steps_on: int) -> i
         if s.imag < 0:
             pf = 2.0 - pf
         if not closed:
-            return CLOSE if (pf < on and s.imag * 0.001 > 0.0) else NONE
+            # OpenDSS default pctMinkvar = 50 %: close only with half the bank's kvar to absorb
+            return CLOSE if (pf < on and s.imag * 0.001 > 0.5 * cap.kvar[c]) else NONE
         if pf > off:
             return OPEN
         step_kvar = cap.kvar[c] / max(int(cap.n_steps[c]), 1)
