@@ -11,7 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from gridflex.errors import InputError
-from gridflex.powerflow.io import read_results, write_results
+from gridflex.powerflow.io import (
+    read_results,
+    read_violations_csv,
+    write_results,
+    write_violations_csv,
+)
 from gridflex.powerflow.result import TimeSeriesResult
 from gridflex.powerflow.violations import find_violations
 
@@ -104,3 +109,16 @@ def test_out_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="is a file"):
         write_results(res, f, violations=find_violations(res), run_info={"timings": {}})
     assert f.read_text() == "keep me"
+
+
+def test_names_with_commas_are_quoted_and_read_back(tmp_path: Path) -> None:
+    t = pd.date_range("2026-01-01", periods=1, freq="h", tz="UTC")
+    table = pd.DataFrame(
+        {"time": t, "element": ['line.a,"b"'], "kind": ["thermal_normal"],
+         "value": [101.5], "limit": [100.0]}
+    )  # fmt: skip
+    path = tmp_path / "violations.csv"
+    write_violations_csv(table, path)
+    back = read_violations_csv(path)
+    assert back["element"].iloc[0] == 'line.a,"b"'
+    assert back["time"].iloc[0] == t[0]

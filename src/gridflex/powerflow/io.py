@@ -138,10 +138,45 @@ def power_table(result: Any) -> pa.Table:
 
 
 def write_violations_csv(violations: pd.DataFrame, path: Path) -> None:
-    """Write the violations table with ISO-8601 UTC times (``2016-01-01T00:15:00Z``)."""
-    out = violations.loc[:, ["time", "element", "kind", "value", "limit"]].copy()
-    out["time"] = _iso_utc(out["time"]) if len(out) else pd.Series([], dtype=object)
-    out.to_csv(path, index=False, float_format="%.10g")
+    """Write the violations table with ISO-8601 UTC times (``2016-01-01T00:15:00Z``).
+
+    Millions of rows are normal on a large feeder over a year: times and names are formatted
+    once per distinct value and the CSV is encoded by Arrow's multi-threaded writer.
+    """
+    import pyarrow.csv as pacsv
+
+    def dictionary_take(values: pd.Series) -> pa.Array:
+        codes, uniques = pd.factorize(values, sort=False)
+        return pa.array(np.asarray(uniques, dtype=object).astype(str), type=pa.string()).take(
+            pa.array(codes, type=pa.int64())
+        )
+
+    times = pd.DatetimeIndex(violations["time"])
+    t_codes, t_uniques = pd.factorize(times, sort=False)
+    iso = pd.DatetimeIndex(t_uniques).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+    table = pa.table(
+        {
+            "time": pa.array(np.asarray(iso, dtype=object), type=pa.string()).take(
+                pa.array(t_codes, type=pa.int64())
+            ),
+            "element": dictionary_take(violations["element"]),
+            "kind": dictionary_take(violations["kind"]),
+            "value": pa.array(violations["value"].to_numpy(dtype=np.float64)),
+            "limit": pa.array(violations["limit"].to_numpy(dtype=np.float64)),
+        }
+    )
+    header = (",".join(table.column_names) + "\n").encode()
+    try:
+        # no quotes unless a value needs them (a name with a comma or a quote is rare)
+        with pa.OSFile(str(path), "wb") as fh:
+            fh.write(header)
+            pacsv.write_csv(table, fh, write_options=pacsv.WriteOptions(
+                include_header=False, quoting_style="none"))  # fmt: skip
+    except pa.ArrowInvalid:
+        with pa.OSFile(str(path), "wb") as fh:
+            fh.write(header)
+            pacsv.write_csv(table, fh, write_options=pacsv.WriteOptions(
+                include_header=False, quoting_style="needed"))  # fmt: skip
 
 
 def write_results(
@@ -218,7 +253,7 @@ class ResultFiles:
 
 def read_violations_csv(path: str | Path) -> pd.DataFrame:
     """Read ``violations.csv`` back with a UTC ``time`` and ``element`` as strings."""
-    table = pd.read_csv(path, dtype={"element": str, "kind": str})
+    table = pd.read_csv(path, dtype={"element": str, "kind": str}, engine="pyarrow")
     table["time"] = pd.to_datetime(table["time"], utc=True, format="ISO8601")
     return table
 

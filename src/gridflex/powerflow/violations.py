@@ -154,23 +154,55 @@ def _as_time_index(time: Sequence[Any] | pd.DatetimeIndex | npt.NDArray[Any]) ->
     return idx.tz_convert("UTC")
 
 
-def _frame(
-    time: pd.DatetimeIndex,
-    names: Sequence[str],
-    t_idx: npt.NDArray[np.intp],
-    e_idx: npt.NDArray[np.intp],
-    kind: str,
-    value: FloatArray,
-    limit: FloatArray,
-) -> pd.DataFrame:
-    names_arr = np.asarray(names, dtype=object)
+@dataclass
+class _Part:
+    """Violations of one kind as integer codes (cheap to build, merge and sort)."""
+
+    t_idx: npt.NDArray[np.intp]
+    e_idx: npt.NDArray[np.intp]  # into the part's own names
+    names: Sequence[str]
+    kind: str
+    value: FloatArray
+    limit: FloatArray
+
+
+def _table(time: pd.DatetimeIndex, parts: Sequence[_Part]) -> pd.DataFrame:
+    """One DataFrame from parts, rows ordered by time, then part order, then element order.
+
+    ``element`` and ``kind`` are categoricals (millions of rows stay cheap). Each part is already
+    ordered by (time, element), so a stable sort on time alone gives the full order.
+    """
+    names: list[str] = []
+    offsets = []
+    for part in parts:
+        offsets.append(len(names))
+        names.extend(part.names)
+    t_idx = np.concatenate([p.t_idx for p in parts]) if parts else np.zeros(0, dtype=np.intp)
+    e_code = (
+        np.concatenate([p.e_idx + off for p, off in zip(parts, offsets, strict=True)])
+        if parts
+        else np.zeros(0, dtype=np.intp)
+    )
+    k_code = (
+        np.concatenate([np.full(len(p.t_idx), VIOLATION_KINDS.index(p.kind)) for p in parts])
+        if parts
+        else np.zeros(0, dtype=np.intp)
+    )
+    value = np.concatenate([p.value for p in parts]) if parts else np.zeros(0)
+    limit = np.concatenate([p.limit for p in parts]) if parts else np.zeros(0)
+    nonempty = [p for p in parts if len(p.t_idx)]
+    # one part is already in time order; several are merged by a stable sort on time
+    order = np.argsort(t_idx, kind="stable") if len(nonempty) > 1 else np.arange(len(t_idx))
+    # element categories are unique names; a name used by two parts (unlikely) keeps one code
+    uniq, inverse = np.unique(np.asarray(names, dtype=object), return_inverse=True)
+    codes = inverse[e_code[order]] if len(names) else e_code
     return pd.DataFrame(
         {
-            "time": time[t_idx],
-            "element": names_arr[e_idx],
-            "kind": pd.Categorical([kind] * len(t_idx), categories=list(VIOLATION_KINDS)),
-            "value": value,
-            "limit": limit,
+            "time": time[t_idx[order]],
+            "element": pd.Categorical.from_codes(codes, categories=list(uniq)),
+            "kind": pd.Categorical.from_codes(k_code[order], categories=list(VIOLATION_KINDS)),
+            "value": value[order],
+            "limit": limit[order],
         }
     )
 
@@ -229,15 +261,25 @@ def voltage_violations(
         ``overvoltage``; ``value`` the voltage in pu, ``limit`` the band edge crossed.
     """
     t = _as_time_index(time)
+    return _table(t, _voltage_parts(t, node_names, v_pu, undervoltage_pu, overvoltage_pu))
+
+
+def _voltage_parts(
+    t: pd.DatetimeIndex,
+    node_names: Sequence[str],
+    v_pu: FloatArray,
+    undervoltage_pu: float,
+    overvoltage_pu: float,
+) -> list[_Part]:
     v = _check_shape(v_pu, len(t), node_names, "v_pu")
-    frames = []
+    parts = []
     for kind, mask, lim in (
         ("undervoltage", v < undervoltage_pu, undervoltage_pu),
         ("overvoltage", v > overvoltage_pu, overvoltage_pu),
     ):
         ti, ei = np.nonzero(mask)
-        frames.append(_frame(t, node_names, ti, ei, kind, v[ti, ei], np.full(len(ti), lim)))
-    return pd.concat(frames, ignore_index=True)
+        parts.append(_Part(ti, ei, node_names, kind, v[ti, ei], np.full(len(ti), lim)))
+    return parts
 
 
 def thermal_violations(
@@ -275,12 +317,24 @@ def thermal_violations(
         the normal rating (``emergency_pct`` x emergency rating / normal rating).
     """
     t = _as_time_index(time)
+    return _table(
+        t,
+        _thermal_parts(t, branch_names, loading_pct, loading_emerg_pct, normal_pct, emergency_pct),
+    )
+
+
+def _thermal_parts(
+    t: pd.DatetimeIndex,
+    branch_names: Sequence[str],
+    loading_pct: FloatArray,
+    loading_emerg_pct: FloatArray | None,
+    normal_pct: float,
+    emergency_pct: float,
+) -> list[_Part]:
     load = _check_shape(loading_pct, len(t), branch_names, "loading_pct")
     ti, ei = np.nonzero(load > normal_pct)
-    frames = [
-        _frame(
-            t, branch_names, ti, ei, "thermal_normal", load[ti, ei], np.full(len(ti), normal_pct)
-        )
+    parts = [
+        _Part(ti, ei, branch_names, "thermal_normal", load[ti, ei], np.full(len(ti), normal_pct))
     ]
     if loading_emerg_pct is not None:
         emerg = _check_shape(loading_emerg_pct, len(t), branch_names, "loading_emerg_pct")
@@ -288,8 +342,8 @@ def thermal_violations(
         value = load[ti, ei]
         # normal/emergency rating ratio from the two loadings of the same current
         limit = emergency_pct * value / emerg[ti, ei]
-        frames.append(_frame(t, branch_names, ti, ei, "thermal_emergency", value, limit))
-    return pd.concat(frames, ignore_index=True)
+        parts.append(_Part(ti, ei, branch_names, "thermal_emergency", value, limit))
+    return parts
 
 
 def reverse_power_violations(
@@ -319,14 +373,15 @@ def reverse_power_violations(
         ``reverse_power`` rows; ``value`` the power in kW, ``limit`` ``min_p_kw``.
     """
     t = _as_time_index(time)
+    return _table(t, [_reverse_part(t, element_names, p_kw, min_p_kw)])
+
+
+def _reverse_part(
+    t: pd.DatetimeIndex, element_names: Sequence[str], p_kw: FloatArray, min_p_kw: float
+) -> _Part:
     p = _check_shape(p_kw, len(t), element_names, "p_kw")
     ti, ei = np.nonzero(p < min_p_kw)
-    return _frame(t, element_names, ti, ei, "reverse_power", p[ti, ei], np.full(len(ti), min_p_kw))
-
-
-def sort_violations(table: pd.DataFrame) -> pd.DataFrame:
-    """Sort by time, kind (in :data:`VIOLATION_KINDS` order) and element; fresh index."""
-    return table.sort_values(["time", "kind", "element"], kind="stable").reset_index(drop=True)
+    return _Part(ti, ei, element_names, "reverse_power", p[ti, ei], np.full(len(ti), min_p_kw))
 
 
 class _ResultLike(Protocol):
@@ -350,7 +405,7 @@ SOURCE_ELEMENT = "vsource.source"
 def find_violations(
     result: _ResultLike, limits: Limits | None = None, *, source_name: str = SOURCE_ELEMENT
 ) -> pd.DataFrame:
-    """Every violation of a time-series result, sorted by time, kind and element.
+    """Every violation of a time-series result, ordered by time, kind, then model order.
 
     Parameters
     ----------
@@ -368,34 +423,20 @@ def find_violations(
     """
     lim = limits if limits is not None else load_limits()
     time = _as_time_index(result.time)
-    parts = [
-        voltage_violations(
-            time,
-            list(result.node_names),
-            result.v_pu,
-            undervoltage_pu=lim.undervoltage_pu,
-            overvoltage_pu=lim.overvoltage_pu,
-        ),
-        thermal_violations(
-            time,
-            list(result.branch_names),
-            result.branch_loading_pct,
-            result.branch_loading_emerg_pct,
-            normal_pct=lim.thermal_normal_pct,
-            emergency_pct=lim.thermal_emergency_pct,
-        ),
-        reverse_power_violations(
-            time,
-            [source_name],
-            np.asarray(result.source_p_kw, dtype=np.float64).reshape(len(time), -1)[:, :1],
-            min_p_kw=lim.reverse_min_p_kw,
-        ),
-    ]
+    parts = _voltage_parts(
+        time, list(result.node_names), result.v_pu, lim.undervoltage_pu, lim.overvoltage_pu
+    )
+    parts += _thermal_parts(
+        time,
+        list(result.branch_names),
+        result.branch_loading_pct,
+        result.branch_loading_emerg_pct,
+        lim.thermal_normal_pct,
+        lim.thermal_emergency_pct,
+    )
+    p_src = np.asarray(result.source_p_kw, dtype=np.float64).reshape(len(time), -1)[:, :1]
+    parts.append(_reverse_part(time, [source_name], p_src, lim.reverse_min_p_kw))
     reg_names = list(result.regulator_names)
     if reg_names:
-        parts.append(
-            reverse_power_violations(
-                time, reg_names, result.regulator_p_kw, min_p_kw=lim.reverse_min_p_kw
-            )
-        )
-    return sort_violations(pd.concat(parts, ignore_index=True))
+        parts.append(_reverse_part(time, reg_names, result.regulator_p_kw, lim.reverse_min_p_kw))
+    return _table(time, parts)
