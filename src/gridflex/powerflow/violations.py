@@ -199,8 +199,14 @@ def _table(time: pd.DatetimeIndex, parts: Sequence[_Part]) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "time": time[t_idx[order]],
-            "element": pd.Categorical.from_codes(codes, categories=list(uniq)),
-            "kind": pd.Categorical.from_codes(k_code[order], categories=list(VIOLATION_KINDS)),
+            "element": pd.Categorical.from_codes(
+                codes,  # type: ignore[arg-type]  # pandas-stubs: ndarray codes are fine
+                categories=pd.Index(uniq),
+            ),
+            "kind": pd.Categorical.from_codes(
+                k_code[order],  # type: ignore[arg-type]
+                categories=pd.Index(VIOLATION_KINDS),
+            ),
             "value": value[order],
             "limit": limit[order],
         }
