@@ -237,3 +237,34 @@ def test_der_list_pages(client: TestClient, seeded: Seeded) -> None:
     rest = client.get("/ders?limit=2&offset=2", headers=h).json()
     assert [d["id"] for d in first + rest] == [seeded.der_a, seeded.der_b, seeded.der_free]
     assert client.get("/ders?limit=0", headers=h).status_code == 422
+
+
+def test_aggregator_reports_settings_of_its_own_der_only(
+    client: TestClient, seeded: Seeded
+) -> None:
+    h = auth(seeded.tokens["agg-a"])
+    settings = {"inverter_settings": {"volt_var": "enabled", "firmware": "4.2"}}
+    r = client.patch(f"/ders/{seeded.der_a}", json=settings, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["inverter_settings"]["firmware"] == "4.2"
+    r = client.patch(f"/ders/{seeded.der_a}", json={"nameplate_kw": 900}, headers=h)
+    assert r.status_code == 403
+    assert "may change only ['inverter_settings', 'telemetry']" in r.json()["detail"]
+    assert client.patch(f"/ders/{seeded.der_b}", json=settings, headers=h).status_code == 403
+    viewer = auth(seeded.tokens["viewer"])
+    assert client.patch(f"/ders/{seeded.der_a}", json=settings, headers=viewer).status_code == 403
+    assert client.get(f"/ders/{seeded.der_b}", headers=viewer).json()["inverter_settings"] == {}
+
+
+def test_programs_of_a_der(client: TestClient, seeded: Seeded) -> None:
+    h = auth(seeded.tokens["operator"])
+    prog = client.post(
+        "/programs",
+        json={"name": "T1", "constraint_kind": "transformer", "constraint_element": "T1"},
+        headers=h,
+    ).json()
+    client.put(f"/programs/{prog['id']}/ders/{seeded.der_a}", headers=h)
+    mine = client.get(f"/ders/{seeded.der_a}/programs", headers=auth(seeded.tokens["agg-a"]))
+    assert [p["name"] for p in mine.json()] == ["T1"]
+    theirs = client.get(f"/ders/{seeded.der_a}/programs", headers=auth(seeded.tokens["agg-b"]))
+    assert theirs.status_code == 403

@@ -71,6 +71,9 @@ STATUS_OF_ERROR: tuple[tuple[type[GridflexError], int], ...] = (
     (PermissionDeniedError, status.HTTP_403_FORBIDDEN),
 )
 
+#: DER fields an aggregator may report for the DER it fronts.
+AGGREGATOR_EDITABLE = frozenset({"inverter_settings", "telemetry"})
+
 #: Page sizes of ``GET /ders`` (a fleet can hold hundreds of thousands of DER).
 DEFAULT_PAGE = 1000
 MAX_PAGE = 10000
@@ -357,12 +360,26 @@ def get_der(der_id: int, request: Request, scope: ScopeDep) -> DerOut:
 
 @router.patch("/ders/{der_id}", tags=["ders"])
 def patch_der(der_id: int, body: DerPatch, request: Request, scope: ScopeDep) -> DerOut:
-    """Change a DER's registration data (not its lifecycle state)."""
-    scope.require_write(f"change DER {der_id}")
+    """Change a DER's registration data (not its lifecycle state).
+
+    Operators change any field. An aggregator may report the current ``inverter_settings`` and
+    ``telemetry`` capability of a DER it fronts (seed 001, "The Role of a DERMS": visibility
+    through aggregator APIs of "current settings"), nothing else.
+    """
     changes = body.model_dump(exclude_unset=True)
+    if not scope.can_write:
+        if scope.role is not Role.AGGREGATOR:
+            raise scope.deny(f"change DER {der_id}")
+        extra = sorted(set(changes) - AGGREGATOR_EDITABLE)
+        if extra:
+            raise scope.deny(
+                f"change DER {der_id} fields {extra} (aggregators may change only "
+                f"{sorted(AGGREGATOR_EDITABLE)})"
+            )
     if "der_type" in changes and changes["der_type"] is not None:
         changes["der_type"] = changes["der_type"].value
     with _tx(request) as s:
+        _visible_der(s, scope, der_id, f"change DER {der_id}")
         return DerOut.model_validate(reg.update_der(s, der_id, actor=scope.user, **changes))
 
 
@@ -396,6 +413,14 @@ def get_der_terms(der_id: int, request: Request, scope: ScopeDep) -> TermsVersio
         if row is None:
             raise NotFoundError(f"connection {der.connection_id!r} of DER {der_id} has no terms")
         return _terms_out(row)
+
+
+@router.get("/ders/{der_id}/programs", tags=["programs"])
+def get_der_programs(der_id: int, request: Request, scope: ScopeDep) -> list[ProgramOut]:
+    """The programs a DER belongs to."""
+    with _tx(request) as s:
+        _visible_der(s, scope, der_id, f"read the programs of DER {der_id}")
+        return [ProgramOut.model_validate(p) for p in reg.programs_for_der(s, der_id)]
 
 
 @router.get("/lifecycle", tags=["lifecycle"])
