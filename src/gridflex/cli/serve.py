@@ -65,7 +65,11 @@ def serve(
     console = Console(soft_wrap=True)  # paths and LFDIs must stay whole for copy and paste
     prepared = prepare(db, certs)
     settings = Sep2Settings(
-        csip_aus_ns=namespaces[csip_aus], tz=tz, inline_handlers=inline_handlers
+        csip_aus_ns=namespaces[csip_aus],
+        tz=tz,
+        inline_handlers=inline_handlers,
+        notify_tls=prepared.files,
+        notify_base_url=f"https://{host}:{port}",
     )
     folder = prepared.files.ca_cert.parent
     if prepared.generated:

@@ -20,16 +20,20 @@ keep those at or after it). ``all`` is the list's size, ``results`` the items re
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
+import ssl
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 from envoy_schema.server.schema.sep2 import der as der_schema
 from envoy_schema.server.schema.sep2.der_control_types import ActivePower
 from envoy_schema.server.schema.sep2.device_capability import DeviceCapabilityResponse
@@ -52,8 +56,14 @@ from envoy_schema.server.schema.sep2.metering_mirror import (
     MirrorUsagePointListResponse,
     MirrorUsagePointRequest,
 )
+from envoy_schema.server.schema.sep2.pub_sub import Notification as NotificationModel
+from envoy_schema.server.schema.sep2.pub_sub import (
+    NotificationResourceCombined,
+    NotificationStatus,
+    SubscriptionEncoding,
+    SubscriptionListResponse,
+)
 from envoy_schema.server.schema.sep2.pub_sub import Subscription as SubscriptionModel
-from envoy_schema.server.schema.sep2.pub_sub import SubscriptionEncoding, SubscriptionListResponse
 from envoy_schema.server.schema.sep2.response import DERControlResponse as ResponseModel
 from envoy_schema.server.schema.sep2.time import TimeResponse
 from envoy_schema.server.schema.sep2.types import (
@@ -82,9 +92,11 @@ from gridflex.errors import (
 )
 from gridflex.sep2 import manager, schedule
 from gridflex.sep2 import xml as sepxml
+from gridflex.sep2.certs import TlsFiles
 from gridflex.sep2.identity import ClientScope
 from gridflex.sep2.persistence import DerControl, EndDevice
 from gridflex.sep2.persistence import MirrorUsagePoint as MupRow
+from gridflex.sep2.persistence import Notification as NotificationRow
 from gridflex.sep2.persistence import Subscription as SubscriptionRow
 
 log = logging.getLogger("gridflex.sep2.app")
@@ -127,6 +139,12 @@ class Sep2Settings:
     processes (each handler is a few short indexed queries); the default thread pool keeps one
     slow query from stalling other connections of the same process."""
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    notify_tls: TlsFiles | None = None
+    """Certificate and key the server presents when it POSTs Notifications to subscribers, and
+    the CA their endpoints chain to; None keeps notifications in the outbox undelivered."""
+    notify_interval_s: float = 5.0
+    notify_base_url: str = "https://localhost"
+    """How the server names itself in Notification.subscriptionURI (an AbsoluteUri)."""
 
 
 def _epoch(t: dt.datetime) -> int:
@@ -191,7 +209,7 @@ class Sep2App:
         self.settings = settings or Sep2Settings()
         self.sessions: sessionmaker[Session] = session_factory(engine)
         self._scopes: dict[str, tuple[ClientScope, float]] = {}
-        self.asgi = Starlette(routes=self.routes())
+        self.asgi = Starlette(routes=self.routes(), lifespan=self.lifespan)
 
     # -- plumbing --------------------------------------------------------------------------------
     def now(self) -> dt.datetime:
@@ -835,6 +853,104 @@ class Sep2App:
             href = f"/mup/{mup.id}"
         return Response(status_code=201, headers={"Location": href})
 
+    # -- notifications ---------------------------------------------------------------------------
+    def _notification(self, session: Session, note: NotificationRow, sub: SubscriptionRow) -> bytes:
+        """The Notification for an outbox row: the subscribed DERControlList as it is now."""
+        parts = note.resource_href.strip("/").split("/")
+        now = self.now()
+        edev = session.get(EndDevice, int(parts[1]))
+        if edev is None:
+            raise NotFoundError(f"EndDevice of {note.resource_href} no longer exists")
+        prog = manager.program_for(session, edev, int(parts[3]))
+        rows = manager.listed_controls(session, edev, prog, now)[: max(1, sub.limit)]
+        items = [self._derc_model(edev, c, now) for c in rows]
+        combined = NotificationResourceCombined(
+            type="DERControlList",
+            href=note.resource_href,
+            all_=len(rows),
+            results=len(items),
+            DERControl=items,
+        )
+        entity = NotificationModel(
+            subscribedResource=note.resource_href,
+            resource=combined,
+            status=NotificationStatus.DEFAULT,
+            subscriptionURI=f"{self.settings.notify_base_url}/edev/{sub.end_device_id}/sub/{sub.id}",
+        )
+        return sepxml.render(entity, csip_aus_ns=self.settings.csip_aus_ns)
+
+    def deliver_pending(self, client: httpx.Client, limit: int = 100) -> int:
+        """POST pending Notifications to their subscribers; returns how many were delivered.
+
+        Failures are counted on the row (``attempts``, ``last_error``); a row is retried on later
+        rounds until it has failed five times (IEEE 2030.5-2018 clause 9.2.4 leaves retry policy
+        to the server).
+        """
+        delivered = 0
+        with self.sessions.begin() as session:
+            for note in manager.pending_notifications(session, limit):
+                sub = session.get(SubscriptionRow, note.subscription_id)
+                if sub is None:
+                    continue
+                note.attempts += 1
+                try:
+                    body = self._notification(session, note, sub)
+                    r = client.post(
+                        sub.notification_uri,
+                        content=body,
+                        headers={"Content-Type": sepxml.CONTENT_TYPE},
+                    )
+                    if r.status_code >= 300:
+                        raise GridflexError(f"subscriber answered {r.status_code}")
+                except (httpx.HTTPError, GridflexError) as exc:
+                    note.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                    log.warning(
+                        "notification %s to %s failed: %s", note.id, sub.notification_uri, exc
+                    )
+                    continue
+                note.delivered_at = self.now()
+                delivered += 1
+        return delivered
+
+    def notify_client(self) -> httpx.Client:
+        """An HTTPS client presenting the server's certificate to subscribers."""
+        files = self.settings.notify_tls
+        if files is None:
+            raise InputError("no notify_tls configured", "give Sep2Settings.notify_tls")
+        ctx = ssl.create_default_context(cafile=str(files.ca_cert))
+        ctx.load_cert_chain(str(files.server_cert), str(files.server_key))
+        return httpx.Client(verify=ctx, timeout=10)
+
+    @asynccontextmanager
+    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        """Run the notifier in the background while the application serves; on shutdown the
+        round in progress finishes (its outcome is recorded) before the notifier stops."""
+        stop = asyncio.Event()
+        task: asyncio.Task[None] | None = None
+        if self.settings.notify_tls is not None:
+            task = asyncio.create_task(self._notifier(stop))
+        try:
+            yield
+        finally:
+            if task is not None:
+                stop.set()
+                try:
+                    await asyncio.wait_for(task, 30)
+                except TimeoutError:
+                    log.warning("notifier did not stop within 30 s")
+
+    async def _notifier(self, stop: asyncio.Event) -> None:
+        from starlette.concurrency import run_in_threadpool
+
+        with self.notify_client() as client:
+            while not stop.is_set():
+                try:
+                    await run_in_threadpool(self.deliver_pending, client)
+                except Exception:  # keep notifying after a database hiccup
+                    log.exception("notification round failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.settings.notify_interval_s)
+
 
 def _meter_reading_input(m: MirrorMeterReading) -> manager.MeterReadingInput:
     rt = m.readingType
@@ -910,4 +1026,4 @@ def create_app(
         from gridflex.derms.api import create_app as create_admin
 
         routes.append(Mount("/admin", app=create_admin(engine)))
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, lifespan=sep2.lifespan)

@@ -154,10 +154,11 @@ def issue_certificate(
             except ValueError:
                 alt.append(x509.DNSName(host))
         builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
-        usage = ExtendedKeyUsageOID.SERVER_AUTH
+        # a 2030.5 server is also a TLS client when it POSTs notifications to subscribers
+        usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
     else:
-        usage = ExtendedKeyUsageOID.CLIENT_AUTH
-    builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        usages = [ExtendedKeyUsageOID.CLIENT_AUTH]
+    builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
     cert_path = directory / f"{name}.pem"
     key_path = directory / f"{name}.key"

@@ -897,5 +897,7 @@ def pending_notifications(session: Session, limit: int = 100) -> list[Notificati
             .where(Notification.delivered_at.is_(None), Notification.attempts < 5)
             .order_by(Notification.id)
             .limit(limit)
+            # several worker processes run notifiers: each row goes to one of them
+            .with_for_update(skip_locked=True)
         )
     )
