@@ -48,6 +48,8 @@ def test_add_der_records_initial_lifecycle_event(session: Session, seeded: Seede
         ("nameplate_kw", -5.0, "der.nameplate_kw = -5.0"),
         ("connection_id", "has space", "not a valid connection id"),
         ("aggregator_id", 999, "aggregator 999 does not exist"),
+        ("connection_id", "app-ü", "not a valid connection id"),
+        ("service_point_id", 1, "belongs to site 2, not to the DER's site 1"),
     ],
 )
 def test_add_der_rejects_bad_input_and_stores_nothing(
@@ -58,6 +60,9 @@ def test_add_der_rejects_bad_input_and_stores_nothing(
     }  # fmt: skip
     kwargs[field] = value
     factory = session_factory(engine)
+    with factory.begin() as s:  # a service point of another site
+        other = reg.add_site(s, name="other")
+        reg.add_service_point(s, site_id=other.id, number="SP-OTHER")
     with pytest.raises((InputError, NotFoundError), match=match), factory.begin() as s:
         reg.add_der(s, **kwargs)  # type: ignore[arg-type]
     with factory() as s:

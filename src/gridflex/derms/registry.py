@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -222,7 +223,10 @@ DER_EDITABLE_FIELDS = frozenset(
 )  # fmt: skip
 
 
-def _check_der_fields(session: Session, fields: dict[str, Any]) -> None:
+_CONNECTION_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")  # the ConnectionTerms.connection_id rule
+
+
+def _check_der_fields(session: Session, fields: dict[str, Any], site_id: int) -> None:
     if "der_type" in fields:
         fields["der_type"] = _enum(fields["der_type"], DerType, "der.der_type").value
     for name in ("nameplate_kw", "nameplate_kva", "energy_kwh"):
@@ -238,13 +242,19 @@ def _check_der_fields(session: Session, fields: dict[str, Any]) -> None:
             )
     if fields.get("connection_id") is not None:
         cid = fields["connection_id"]
-        if not cid or len(cid) > 128 or any(not (c.isalnum() or c in "_.:-") for c in cid):
+        if not isinstance(cid, str) or not _CONNECTION_ID.fullmatch(cid):
             raise InputError(
                 f"der.connection_id {cid!r} is not a valid connection id",
                 "use 1-128 letters, digits, '_', '.', ':' or '-' (as in the connection terms)",
             )
     if fields.get("service_point_id") is not None:
-        get_service_point(session, fields["service_point_id"])
+        sp = get_service_point(session, fields["service_point_id"])
+        if sp.site_id != site_id:
+            raise InputError(
+                f"der.service_point_id {sp.id} belongs to site {sp.site_id}, not to the DER's "
+                f"site {site_id}",
+                "give a service point of the DER's own site",
+            )
     if fields.get("aggregator_id") is not None:
         get_aggregator(session, fields["aggregator_id"])
     for name in ("inverter_settings", "telemetry"):
@@ -291,7 +301,7 @@ def add_der(
         "feeder": feeder, "transformer": transformer, "phase": phase,
         "connection_id": connection_id,
     }  # fmt: skip
-    _check_der_fields(session, fields)
+    _check_der_fields(session, fields, site_id)
     if nameplate_kva is not None and nameplate_kva < nameplate_kw:
         raise InputError(
             f"der.nameplate_kva = {nameplate_kva} is below nameplate_kw = {nameplate_kw}",
@@ -316,7 +326,7 @@ def update_der(session: Session, der_id: int, *, actor: str, **changes: Any) -> 
             f"editable fields are {sorted(DER_EDITABLE_FIELDS)}; lifecycle_state changes "
             "through a transition",
         )
-    _check_der_fields(session, changes)
+    _check_der_fields(session, changes, der.site_id)
     for key, value in changes.items():
         setattr(der, key, value)
     kva, kw = der.nameplate_kva, der.nameplate_kw
