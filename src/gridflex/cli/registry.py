@@ -538,8 +538,14 @@ def api(
     db: DbOpt = None,
     host: str = "127.0.0.1",
     port: int = 8480,
+    certfile: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="TLS certificate (PEM).")
+    ] = None,
+    keyfile: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="TLS private key (PEM).")
+    ] = None,
 ) -> None:
-    """Serve the operator REST API alone over HTTP (put TLS in front of it in production)."""
+    """Serve the operator REST API alone (HTTPS with --certfile/--keyfile, else plain HTTP)."""
     import asyncio
 
     from hypercorn.asyncio import serve
@@ -550,7 +556,14 @@ def api(
 
     with _session(db):  # refuse an unmigrated database before binding the port
         pass
+    from gridflex.errors import InputError
+
+    if (certfile is None) != (keyfile is None):
+        raise InputError("--certfile and --keyfile go together", "give both, or neither")
     config = Config()
     config.bind = [f"{host}:{port}"]
-    typer.echo(f"operator REST API on http://{host}:{port} (OpenAPI at /docs)")
+    scheme = "http"
+    if certfile is not None and keyfile is not None:
+        config.certfile, config.keyfile, scheme = str(certfile), str(keyfile), "https"
+    typer.echo(f"operator REST API on {scheme}://{host}:{port} (OpenAPI at /docs)")
     asyncio.run(serve(create_app(make_engine(db)), config))  # type: ignore[arg-type]
