@@ -658,8 +658,12 @@ def _read_regulators(
         wdg_delta = bool(xf.IsDelta)
         wdg_kv = float(xf.kV)
         nph_x = int(branches.n_phases[branches.index(xfname)])
-        # Transformer.pas: winding VBase is kV/sqrt(3) unless a 1-phase wye winding
-        wdg_base = wdg_kv * 1000.0 / math.sqrt(3.0) if (nph_x > 1 or wdg_delta) else wdg_kv * 1000.0
+        # Transformer.pas RecalcElementData: VBase = kV/sqrt(3) for 2-/3-phase wye, kV otherwise
+        wdg_base = (
+            wdg_kv * 1000.0 / math.sqrt(3.0)
+            if (nph_x in (2, 3) and not wdg_delta)
+            else wdg_kv * 1000.0
+        )
         numtaps = int(xf.NumTaps)
         tmin, tmax = float(xf.MinTap), float(xf.MaxTap)
         tap = float(xf.Tap)

@@ -58,7 +58,7 @@ def regulator_pending_taps(net: Network, r: int, v: ComplexArray, tap_pos: int) 
     w = int(reg.winding[r])
     vt = _v(v, refs)
     term = vt[(w - 1) * nc : w * nc]
-    if reg.winding_delta[r]:
+    if reg.winding_delta[r] and nph > 1:
         vw = np.array([term[i] - term[(i + 1) % nph] for i in range(nph)])
     else:
         vw = term[:nph] - term[nph] if nc > nph else term[:nph].copy()

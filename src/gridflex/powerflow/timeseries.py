@@ -815,11 +815,13 @@ def simulate(
         if progress is not None:
             progress(t, steps)
     for k in np.flatnonzero(~rec.converged):
-        cause = (
-            "voltages diverged (no finite solution: overload or voltage collapse)"
-            if not np.isfinite(rec.max_dv[k])
-            else f"fixed-point and fallback iterations stalled at max |dV| = {rec.max_dv[k]:.3g} pu"
-        )
+        if not np.isfinite(rec.max_dv[k]):
+            cause = "voltages diverged (no finite solution: overload or voltage collapse)"
+        else:
+            cause = (
+                f"fixed-point and fallback iterations stalled at max |dV| = {rec.max_dv[k]:.3g} pu"
+                + _boundary_note(prob, rec.v_pu[k])
+            )
         failures.append(
             StepFailure(
                 step=int(k),
@@ -858,6 +860,26 @@ def simulate(
         timings={"solve_s": solve_s},
         step_h=step_h,
         controls=controls,
+    )
+
+
+def _boundary_note(prob: _Problem, v_pu_row: FloatArray) -> str:
+    """Name loads sitting on a Vminpu/Vmaxpu zone boundary (where OpenDSS's models jump)."""
+    inj = prob.inj
+    wye = inj.b >= prob.n  # phase-to-ground: |V_a| in pu of the node base is the load's voltage
+    a = np.where(wye, inj.a, 0)
+    v = np.where(wye, v_pu_row[a] * prob.vbase_v[a] / inj.v_base_v, np.nan)
+    near = np.minimum(np.abs(v - inj.vminpu), np.abs(v - inj.vmaxpu)) < 2e-3
+    near &= ~inj.is_pv & np.isin(inj.model, (3, 4, 6, 7))
+    idx = np.flatnonzero(near)
+    if idx.size == 0:
+        return ""
+    names = sorted({prob.net.loads.names[int(inj.element[j])] for j in idx})
+    j = int(idx[0])
+    return (
+        f"; {len(names)} load(s) sit on a Vminpu/Vmaxpu zone boundary where their model "
+        f"(model {int(inj.model[j])}) is discontinuous, as in OpenDSS, e.g. load.{names[0]} at "
+        f"{v[j]:.4f} pu: the iteration oscillates between the two zones"
     )
 
 
