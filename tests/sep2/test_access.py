@@ -167,3 +167,23 @@ def test_certificate_from_another_ca_is_refused(server: Server, tmp_path: object
     ctx.load_cert_chain(str(other[0].cert), str(other[0].key))
     with pytest.raises((httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError)):
         httpx.get(server.url + "/dcap", verify=ctx)
+
+
+def test_device_and_its_aggregator_share_its_end_device(server: Server) -> None:
+    """A DER behind an aggregator may register itself; its aggregator still reaches it, and the
+    device registering again does not take it away from the aggregator."""
+    d2 = server.ids["device-2"]
+    with server.client("device-2") as c:
+        r = c.post("/edev", content=end_device_xml(d2.lfdi))
+        assert r.status_code == 201, r.text
+        href = r.headers["location"]
+    with server.client("aggregator-1") as c:
+        assert c.get(href).status_code == 200
+        assert c.post("/edev", content=end_device_xml(d2.lfdi)).status_code == 204
+    with server.client("device-2") as c:
+        assert c.post("/edev", content=end_device_xml(d2.lfdi)).status_code == 204
+        assert c.get(href).status_code == 200
+    with server.client("aggregator-1") as c:
+        assert c.get(href).status_code == 200
+    with server.client("aggregator-2") as c:
+        _denied(c.get(href))

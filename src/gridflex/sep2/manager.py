@@ -91,7 +91,11 @@ def _deny(scope: ClientScope, what: str) -> PermissionDeniedError:
 
 
 def may_access(scope: ClientScope, edev: EndDevice) -> bool:
-    """True when ``scope`` may read and write ``edev``."""
+    """True when ``scope`` may read and write ``edev``.
+
+    ``edev.aggregator_id`` is the registry's aggregator of the device's DER, copied at each
+    registration (an aggregator reaches its DER's EndDevice whoever registered it first).
+    """
     if isinstance(scope, AggregatorScope):
         return edev.aggregator_id == scope.aggregator_id
     return edev.lfdi == scope.lfdi
@@ -188,15 +192,15 @@ def register_end_device(
             raise _deny(scope, f"registering EndDevice {lfdi} (a device registers only itself)")
         if isinstance(scope, DeviceScope) and scope.der_id is not None:
             der = session.get(Der, scope.der_id)
-            if der is not None and der.aggregator_id is not None:
-                aggregator_id = None  # a DER behind an aggregator may still talk directly
+            # a DER behind an aggregator may also talk directly; its aggregator keeps access
+            aggregator_id = der.aggregator_id if der is not None else None
     edev = session.scalars(select(EndDevice).where(EndDevice.lfdi == lfdi)).one_or_none()
     created = edev is None
     if edev is None:
         edev = EndDevice(lfdi=lfdi, sfdi=data.sfdi)
         session.add(edev)
-    elif not may_access(scope, edev):
-        raise _deny(scope, f"EndDevice {edev.id}")
+    # (re-)registration is authorised above from the registry (the DER's aggregator, or the
+    # device's own certificate), not from who registered the EndDevice first
     edev.der_id = der.id if der is not None else edev.der_id
     edev.aggregator_id = aggregator_id
     edev.is_aggregator = is_aggregator
