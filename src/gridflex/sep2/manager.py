@@ -119,6 +119,10 @@ def get_end_device(session: Session, scope: ClientScope, edev_id: int) -> EndDev
         raise NotFoundError(f"EndDevice {edev_id} does not exist")
     if not may_access(scope, edev):
         raise _deny(scope, f"EndDevice {edev_id}")
+    if isinstance(scope, DeviceScope) and scope.der_id is not None and edev.der_id is None:
+        # registered before the registry knew its certificate: link it to its DER now
+        edev.der_id = scope.der_id
+        session.flush()
     return edev
 
 
