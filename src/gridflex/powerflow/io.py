@@ -217,6 +217,8 @@ def write_results(
         "violations": out / VIOLATIONS_FILE,
         "run": out / RUN_FILE,
     }
+    # run.json is written last: a folder without it is an incomplete (or running) write
+    paths["run"].unlink(missing_ok=True)
     tables = {
         "voltages": wide_table(result.time, list(result.node_names), result.v_pu),
         "branch_loading": wide_table(

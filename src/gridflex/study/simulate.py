@@ -414,7 +414,12 @@ def run_simulation(
     }
     paths = write_results(result, out_dir, violations=violations, run_info=run_info)
     run_info = _read_back_timings(paths["run"], run_info)
-    if plot:
+    if not plot:
+        # a plot left from an earlier run into this folder would no longer match its files
+        from gridflex.study.simulate_plot import PLOT_FILE
+
+        (Path(out_dir) / PLOT_FILE).unlink(missing_ok=True)
+    else:
         from gridflex.study.simulate_plot import plot_voltage_envelope
 
         t0 = _time.perf_counter()
