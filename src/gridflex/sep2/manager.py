@@ -12,11 +12,13 @@ convention, ``gridflex.derms.db``).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import secrets
 import weakref
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -804,11 +806,18 @@ def add_meter_reading(
         }
         for r in data.readings
     }  # a repeated start inside one document: the last one wins
-    dialect = session.get_bind().dialect.name
+    session.execute(_reading_upsert(session.get_bind().dialect.name), list(rows.values()))
+    return len(rows)
+
+
+@functools.cache
+def _reading_upsert(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT (meter reading, start) DO UPDATE, built once per dialect so its
+    compiled form is cached (a re-posted interval replaces the stored value: clients re-send
+    after a lost answer)."""
     insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert_fn(Reading).values(list(rows.values()))
-    # a re-posted interval replaces the stored value (clients re-send after a lost answer)
-    stmt = stmt.on_conflict_do_update(
+    stmt = insert_fn(Reading)
+    return stmt.on_conflict_do_update(
         index_elements=["meter_reading_id", "time_start"],
         set_={
             "value": stmt.excluded.value,
@@ -818,8 +827,6 @@ def add_meter_reading(
             "received_at": stmt.excluded.received_at,
         },
     )
-    session.execute(stmt)
-    return len(rows)
 
 
 def readings_for_der(
