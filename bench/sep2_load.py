@@ -75,6 +75,7 @@ def seed(db_url: str, certs: Path, n_devices: int, n_aggregators: int) -> Fleet:
     from gridflex.sep2 import manager
     from gridflex.sep2.certs import ensure_test_pki
     from gridflex.sep2.identity import AggregatorScope, lfdi_from_certificate, sfdi_from_lfdi
+    from gridflex.sep2.persistence import SITE_PROGRAM_KEY
     from gridflex.terms import ConnectionTerms
 
     names = tuple((f"aggregator-{i}", "aggregator") for i in range(n_aggregators))
@@ -109,7 +110,9 @@ def seed(db_url: str, certs: Path, n_devices: int, n_aggregators: int) -> Fleet:
                     s, scope, manager.EndDeviceInput(lfdi=lfdi, sfdi=sfdi_from_lfdi(lfdi)), now
                 )
                 manager.publish_terms_controls(s, edev, now)
-                site_derp = manager.programs_for(s, edev)[0].id
+                site_derp = next(
+                    p.id for p in manager.programs_for(s, edev) if p.key == SITE_PROGRAM_KEY
+                )
                 mup, _ = manager.upsert_mirror_usage_point(
                     s, scope, device_lfdi=lfdi, mrid=f"{k:032x}", description="site",
                     role_flags="49", service_category=0, status=1, post_rate_s=300,

@@ -36,21 +36,29 @@ class DeviceView:
     """What a device knows after its last successful poll."""
 
     controls: list[der_schema.DERControlResponse] = field(default_factory=list)
+    """The site program's controls (the terms windows)."""
     default: der_schema.DefaultDERControl | None = None
+    others: list[tuple[int, list[der_schema.DERControlResponse]]] = field(default_factory=list)
+    """(primacy, controls) of the device's other programs."""
 
     def export_limit_w_at(self, when: dt.datetime) -> float | None:
-        """The export limit the device applies at ``when`` with no further contact."""
+        """The export limit the device applies at ``when`` with no further contact: the newest
+        live event of the highest-priority program that has one, else the default."""
         t = int(when.timestamp())
-        live = [
-            c
-            for c in self.controls
-            if c.EventStatus_.currentStatus not in CANCELLED_OR_SUPERSEDED
-            and c.interval.start <= t < c.interval.start + c.interval.duration
-            and c.DERControlBase_.opModExpLimW is not None
-        ]
-        if live:
-            newest = max(live, key=lambda c: c.creationTime)
-            return watts_of(newest.DERControlBase_.opModExpLimW)
+        site_primacy = 10
+        for _, controls in sorted(
+            [*self.others, (site_primacy, self.controls)], key=lambda x: x[0]
+        ):
+            live = [
+                c
+                for c in controls
+                if c.EventStatus_.currentStatus not in CANCELLED_OR_SUPERSEDED
+                and c.interval.start <= t < c.interval.start + c.interval.duration
+                and c.DERControlBase_.opModExpLimW is not None
+            ]
+            if live:
+                newest = max(live, key=lambda c: c.creationTime)
+                return watts_of(newest.DERControlBase_.opModExpLimW)
         if self.default is not None:
             return watts_of(self.default.DERControlBase_.opModExpLimW)
         return None
@@ -85,6 +93,12 @@ def walk(client: httpx.Client, *, lfdi: str | None = None) -> tuple[EndDeviceRes
     lst = get(client, site.DERControlListLink.href, der_schema.DERControlListResponse, l=255)
     assert isinstance(lst, der_schema.DERControlListResponse)
     view.controls = list(lst.DERControl or [])
+    for p in progs.DERProgram or []:
+        if p is site or p.DERControlListLink is None:
+            continue
+        other = get(client, p.DERControlListLink.href, der_schema.DERControlListResponse, l=255)
+        assert isinstance(other, der_schema.DERControlListResponse)
+        view.others.append((p.primacy, list(other.DERControl or [])))
     dd = get(client, site.DefaultDERControlLink.href, der_schema.DefaultDERControl)
     assert isinstance(dd, der_schema.DefaultDERControl)
     view.default = dd

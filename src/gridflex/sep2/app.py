@@ -1019,11 +1019,14 @@ def create_sep2_asgi(engine: Engine, settings: Sep2Settings | None = None) -> St
 def create_app(
     engine: Engine, settings: Sep2Settings | None = None, *, with_admin: bool = True
 ) -> Starlette:
-    """The whole server application: 2030.5 at the root, the registry REST API under /admin."""
+    """The whole server application: 2030.5 at the root, the registry REST API under /admin,
+    the 2030.5 operations API (:mod:`gridflex.sep2.ops`) under /ops."""
     sep2 = Sep2App(engine, settings)
     routes: list[BaseRoute] = list(sep2.routes())
     if with_admin:
         from gridflex.derms.api import create_app as create_admin
+        from gridflex.sep2.ops import create_ops_app
 
         routes.append(Mount("/admin", app=create_admin(engine)))
+        routes.append(Mount("/ops", app=create_ops_app(engine, sep2.settings.clock)))
     return Starlette(routes=routes, lifespan=sep2.lifespan)

@@ -62,6 +62,12 @@ constraints) get :data:`CONSTRAINT_PROGRAM_PRIMACY`, a higher priority (lower nu
 events relax or tighten the baseline (seed 001, "Real-Time Dynamic Management": static
 limited-export values as a baseline, real-time control relaxing them)."""
 CONSTRAINT_PROGRAM_PRIMACY = 1
+OPS_PROGRAM_KEY = "ops"
+OPS_PROGRAM_PRIMACY = 5
+"""The operations program: site-level operator events (not tied to a network-constraint
+program) take precedence over the terms windows (primacy 5 < 10) without superseding them, so
+when such an event ends or is cancelled the device is back on its published terms at once
+(IEEE 2030.5-2018 clause 12.1.3.2: among programs, the lower primacy value wins)."""
 
 
 def _mrid(*parts: object) -> str:
@@ -280,14 +286,18 @@ def _site_program(session: Session) -> ProgramRef:
 
 
 def programs_for(session: Session, edev: EndDevice) -> list[ProgramRef]:
-    """The DERPrograms an EndDevice sees: its registry programs (network constraints, higher
-    priority), then its site program (its own terms).
+    """The DERPrograms an EndDevice sees, by priority: its registry programs (network
+    constraints), the operations program (site-level operator events), its site program (its
+    own terms).
 
     An aggregator's own EndDevice has no program (it controls nothing itself).
     """
     if edev.is_aggregator:
         return []
-    out = [_site_program(session)]
+    out = [
+        _site_program(session),
+        _program_ref(session, OPS_PROGRAM_KEY, None, "operator events", OPS_PROGRAM_PRIMACY),
+    ]
     if edev.der_id is not None:
         rows = session.execute(
             select(Program.id, Program.name)
