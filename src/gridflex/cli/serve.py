@@ -91,7 +91,8 @@ def serve(
     def ready(bound: int) -> None:
         console.print(
             f"[bold green]IEEE 2030.5 server[/] on https://{host}:{bound}/dcap "
-            f"(client certificate required), registry API on https://{host}:{bound}/admin/docs; "
+            f"(client certificate required), registry API on https://{host}:{bound}/admin/docs, "
+            f"2030.5 operations API on https://{host}:{bound}/ops/docs; "
             f"database {prepared.db_url}; Ctrl-C stops"
         )
 
