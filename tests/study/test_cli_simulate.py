@@ -72,6 +72,8 @@ def test_summary_on_stdout(tmp_path: Path, default_network: Network) -> None:
 
 def test_step_and_start(tmp_path: Path, default_network: Network) -> None:
     out = tmp_path / "o"
+    out.mkdir()
+    (out / "voltage_envelope.png").write_bytes(b"a plot of an earlier run")
     result = runner.invoke(
         app,
         ["simulate", "simbench:1-LV-rural1--0-sw", "--hours", "3", "--step", "1h",
