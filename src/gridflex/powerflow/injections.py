@@ -380,8 +380,7 @@ def _current(
     return (complex(w, var) / vd).conjugate()
 
 
-@nb.njit(cache=True, parallel=True)
-def injection_rhs(
+def _injection_rhs_impl(
     v: np.ndarray,
     a: np.ndarray,
     b: np.ndarray,
@@ -435,6 +434,10 @@ def injection_rhs(
                 out[ib, c] += net_i
 
 
+_injection_rhs_parallel = nb.njit(cache=True, parallel=True)(_injection_rhs_impl)
+_injection_rhs_serial = nb.njit(cache=True)(_injection_rhs_impl)
+
+
 def injection_rhs_for(
     inj: Injectors,
     v: ComplexArray,
@@ -445,7 +448,8 @@ def injection_rhs_for(
 ) -> ComplexArray:
     """Right-hand side of the fixed-point step for voltages ``v`` (N x k)."""
     out = np.empty(v.shape, dtype=np.complex128)
-    injection_rhs(
+    kernel = _injection_rhs_parallel if v.shape[1] > 64 else _injection_rhs_serial
+    kernel(
         np.ascontiguousarray(v),
         inj.a,
         inj.b,
@@ -465,23 +469,4 @@ def injection_rhs_for(
         np.ascontiguousarray(i_src, dtype=np.complex128),
         out,
     )
-    return out
-
-
-@nb.njit(cache=True, parallel=True)
-def _max_change(vn: np.ndarray, v: np.ndarray, inv_vb: np.ndarray, out: np.ndarray) -> None:
-    n, k = vn.shape  # pragma: no cover - compiled
-    for c in nb.prange(k):
-        m = 0.0
-        for i in range(n):
-            d = abs(vn[i, c] - v[i, c]) * inv_vb[i]
-            if d > m or d != d:  # NaN propagates as "not converged"
-                m = d
-        out[c] = m
-
-
-def max_change_pu(vn: ComplexArray, v: ComplexArray, inv_vb: FloatArray) -> FloatArray:
-    """Per column, the largest voltage change between iterations in per unit (NaN -> NaN)."""
-    out = np.empty(vn.shape[1])
-    _max_change(np.ascontiguousarray(vn), np.ascontiguousarray(v), inv_vb, out)
     return out

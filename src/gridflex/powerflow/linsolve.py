@@ -24,8 +24,7 @@ ComplexArray = npt.NDArray[np.complex128]
 _BLOCK = 32
 
 
-@nb.njit(cache=True, parallel=True)
-def _lu_solve(
+def _lu_solve_impl(
     l_ptr: np.ndarray,
     l_idx: np.ndarray,
     l_val: np.ndarray,
@@ -86,6 +85,11 @@ def _lu_solve(
                         dv[c0 + c] = dd
 
 
+_lu_solve_parallel = nb.njit(cache=True, parallel=True)(_lu_solve_impl)
+# a single block runs serially: waking worker threads on a busy machine costs milliseconds
+_lu_solve_serial = nb.njit(cache=True)(_lu_solve_impl)
+
+
 class Factor:
     """A factorised admittance matrix; :meth:`solve` takes (N,) or (N, k) right-hand sides."""
 
@@ -125,7 +129,8 @@ class Factor:
         else:
             vo = np.ascontiguousarray(v_old, dtype=np.complex128)
             ivb = np.ascontiguousarray(inv_vbase, dtype=np.float64)
-        _lu_solve(
+        kernel = _lu_solve_parallel if b.shape[1] > 2 * _BLOCK else _lu_solve_serial
+        kernel(
             *self._l,
             *self._u,
             self._u_inv_diag,
@@ -151,3 +156,87 @@ def factorize(y: sp.spmatrix) -> Factor:
             "check for nodes with no path to the source (open switches, missing lines)",
         ) from exc
     return Factor(lu)
+
+
+@nb.njit(cache=True)
+def _apply_correction(
+    y: np.ndarray,
+    z: np.ndarray,
+    corr: np.ndarray,
+    v_old: np.ndarray,
+    inv_vb: np.ndarray,
+    dv: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """In place ``y -= z @ corr`` and, with ``v_old``, ``dv`` = max |y - v_old| pu per column."""
+    n, k = y.shape
+    m = z.shape[1]
+    with_dv = v_old.shape[0] == n
+    for i in range(n):
+        for c in range(k):
+            acc = 0j
+            for j in range(m):
+                acc += z[i, j] * corr[j, c]
+            val = y[i, c] - acc
+            y[i, c] = val
+            if with_dv:
+                dd = abs(val - v_old[i, c]) * inv_vb[i]
+                if dd > dv[c] or dd != dd:
+                    dv[c] = dd
+
+
+class LowRankFactor:
+    """``(Y0 + E D E^T)^-1`` through an existing factor of ``Y0`` (Sherman-Morrison-Woodbury).
+
+    A control action changes the admittance only at the few nodes of a regulator or capacitor,
+    so a new control state needs no new factorisation: with ``Z = Y0^-1 E`` (one column per
+    changed node, solved once and reused),
+
+        ``x = y - Z (I + D Z_U)^-1 D y_U``,   ``y = Y0^-1 b``,
+
+    where ``U`` are the changed nodes and ``Z_U`` the rows of ``Z`` at them.
+
+    References
+    ----------
+    .. [1] W. W. Hager, "Updating the inverse of a matrix", SIAM Review 31(2), 1989,
+       doi:10.1137/1031049.
+    """
+
+    def __init__(
+        self, base: Factor, nodes: npt.NDArray[np.int64], d: ComplexArray, z: ComplexArray
+    ):
+        self.base = base
+        self.nodes = nodes
+        self.d = d
+        self.z = np.ascontiguousarray(z)
+        m = nodes.size
+        self._m = np.eye(m, dtype=np.complex128) + d @ z[nodes, :]
+
+    def solve_with_change(
+        self,
+        rhs: ComplexArray,
+        v_old: ComplexArray | None,
+        inv_vbase: npt.NDArray[np.float64] | None,
+    ) -> tuple[ComplexArray, npt.NDArray[np.float64]]:
+        """Solve, and give per column the largest ``|x - v_old| * inv_vbase``."""
+        y, _ = self.base.solve_with_change(rhs, None, None)
+        corr = np.ascontiguousarray(np.linalg.solve(self._m, self.d @ y[self.nodes, :]))
+        dv = np.zeros(y.shape[1])
+        if v_old is None or inv_vbase is None:
+            _apply_correction(y, self.z, corr, np.zeros((0, 0), np.complex128), np.zeros(0), dv)
+        else:
+            _apply_correction(
+                y,
+                self.z,
+                corr,
+                np.ascontiguousarray(v_old, dtype=np.complex128),
+                np.ascontiguousarray(inv_vbase, dtype=np.float64),
+                dv,
+            )
+        return y, dv
+
+    def solve(self, rhs: ComplexArray) -> ComplexArray:
+        """Solve ``Y x = rhs`` for every column of ``rhs``."""
+        b = np.asarray(rhs, dtype=np.complex128)
+        vec = b.ndim == 1
+        x, _ = self.solve_with_change(b[:, None] if vec else b, None, None)
+        return x[:, 0] if vec else x

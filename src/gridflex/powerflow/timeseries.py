@@ -41,7 +41,7 @@ from __future__ import annotations
 import time as _time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -61,7 +61,7 @@ from gridflex.powerflow.injections import (
     shape_multipliers,
 )
 from gridflex.powerflow.inverter import InverterSettings
-from gridflex.powerflow.linsolve import Factor, factorize
+from gridflex.powerflow.linsolve import Factor, LowRankFactor, factorize
 from gridflex.powerflow.result import StepFailure, TimeSeriesResult
 
 ComplexArray = npt.NDArray[np.complex128]
@@ -73,6 +73,11 @@ _CHUNK_BUDGET_BYTES = 1.0e9
 _MAX_ITER = 60
 _FALLBACK_ITER = 60
 _CACHE_SIZE = 64
+#: control-iteration solves up to this many steps use low-rank updates of the anchor LU
+_LOW_RANK_MAX_COLS = 8
+_LOW_RANK_MAX_NODES = 24
+#: tolerance of the re-solves between control actions (final state: the full tolerance)
+_CONTROL_ITER_TOL_PU = 1e-5
 
 State = tuple[tuple[int, ...], tuple[int, ...]]
 
@@ -90,17 +95,78 @@ class _Problem:
     cap_rc: list[tuple[IntArray, IntArray, ComplexArray]]
     tol_pu: float
     cache: OrderedDict[State, Factor]
+    anchor: tuple[State, Factor] | None = None
+    z_cols: dict[int, ComplexArray] = field(default_factory=dict)
 
-    def factor(self, state: State) -> Factor:
+    def factor(self, state: State, ncols: int = 1 << 30) -> Factor | LowRankFactor:
+        """A solver for ``Y(state)``: a cached LU, or a low-rank update of the anchor LU.
+
+        Batches of many steps get their own LU (it pays for itself); the single-step solves of
+        control iterations reuse the anchor's LU with a Woodbury correction, so a tap change
+        costs no factorisation.
+        """
         f = self.cache.get(state)
         if f is not None:
             self.cache.move_to_end(state)
             return f
+        if ncols <= _LOW_RANK_MAX_COLS and self.anchor is not None:
+            lr = self._low_rank(state)
+            if lr is not None:
+                return lr
         f = factorize(self.y_of(state))
         self.cache[state] = f
         if len(self.cache) > _CACHE_SIZE:
             self.cache.popitem(last=False)
+        self.anchor = (state, f)
+        self.z_cols = {}
         return f
+
+    def _blocks(self, state: State) -> list[tuple[IntArray, ComplexArray]]:
+        """Per controlled device: its non-ground nodes and its Yprim block in ``state``."""
+        taps, caps = state
+        out = []
+        reg = self.net.regulators
+        for r, pos in enumerate(taps):
+            refs = reg.node_idx[r]
+            keep = refs >= 0
+            y = reg.y_prim_by_tap[r][pos - int(reg.tap_min[r])]
+            out.append((refs[keep], y[np.ix_(keep, keep)]))
+        cap = self.net.capacitors
+        for c, k in enumerate(caps):
+            refs = cap.node_idx[c]
+            keep = refs >= 0
+            y = cap.y_prim_by_steps[c][k]
+            out.append((refs[keep], y[np.ix_(keep, keep)]))
+        return out
+
+    def _low_rank(self, state: State) -> LowRankFactor | None:
+        assert self.anchor is not None
+        s0, f0 = self.anchor
+        flat_new = (*state[0], *state[1])
+        flat_old = (*s0[0], *s0[1])
+        changed = [i for i, (a, b) in enumerate(zip(flat_new, flat_old, strict=True)) if a != b]
+        if not changed:
+            return None
+        new_blocks = self._blocks(state)
+        old_blocks = self._blocks(s0)
+        nodes = np.unique(np.concatenate([new_blocks[i][0] for i in changed]))
+        if nodes.size > _LOW_RANK_MAX_NODES:
+            return None
+        pos = {int(nd): j for j, nd in enumerate(nodes)}
+        d = np.zeros((nodes.size, nodes.size), dtype=np.complex128)
+        for i in changed:
+            nd, yb = new_blocks[i]
+            idx = np.array([pos[int(x)] for x in nd])
+            d[np.ix_(idx, idx)] += yb - old_blocks[i][1]
+        missing = [int(x) for x in nodes if int(x) not in self.z_cols]
+        if missing:
+            e = np.zeros((self.n, len(missing)), dtype=np.complex128)
+            e[missing, np.arange(len(missing))] = 1.0
+            zm = f0.solve(e)
+            for j, nd_ in enumerate(missing):
+                self.z_cols[nd_] = zm[:, j]
+        z = np.stack([self.z_cols[int(x)] for x in nodes], axis=1)
+        return LowRankFactor(f0, nodes, d, z)
 
     def y_of(self, state: State, extra: sp.spmatrix | None = None) -> sp.csc_matrix:
         taps, caps = state
@@ -246,13 +312,14 @@ class _Solved:
 
 def _fixed_point(
     prob: _Problem,
-    fac: Factor,
+    fac: Factor | LowRankFactor,
     w: FloatArray,
     var: FloatArray,
     v0: ComplexArray,
     y_nom: ComplexArray,
     max_iter: int,
     pv: _PVState | None = None,
+    tol_pu: float | None = None,
 ) -> _Solved:
     """Fixed-point iteration on all columns at once; converged columns drop out.
 
@@ -285,9 +352,10 @@ def _fixed_point(
         dv[bad] = np.inf
         iters[act] = it
         last_dv[act] = dv if dp is None else np.maximum(dv, dp)
-        done = dv < prob.tol_pu
+        tol = prob.tol_pu if tol_pu is None else tol_pu
+        done = dv < tol
         if dp is not None:
-            done &= dp < prob.tol_pu
+            done &= dp < tol
         nxt = g
         if accelerate:
             f = (g - va) * inv_vb[:, None]
@@ -393,11 +461,12 @@ def _solve_steps(
     var: FloatArray,
     v0: ComplexArray,
     pv: _PVState | None = None,
+    tol_pu: float | None = None,
 ) -> _Solved:
     """Solve columns for one control state: batched fixed point, then per-step fallback."""
-    fac = prob.factor(state)
+    fac = prob.factor(state, v0.shape[1])
     max_iter = _MAX_ITER if pv is None else 4 * _MAX_ITER
-    res = _fixed_point(prob, fac, w, var, v0, prob.y_nom, max_iter, pv)
+    res = _fixed_point(prob, fac, w, var, v0, prob.y_nom, max_iter, pv, tol_pu)
     for j in np.flatnonzero(~res.converged):
         # Fallback: re-linearise the load admittance at this step's operating point
         vstart = res.v[:, [j]] if np.all(np.isfinite(res.v[:, j])) else v0[:, [j]]
@@ -465,6 +534,7 @@ def _control_loop(
         v=v, iterations=np.zeros(1, np.int64), converged=np.ones(1, bool), max_dv_pu=np.zeros(1)
     )
     n_iter = 0
+    loose = False
     for n_iter in range(1, max_control_iter + 1):
         vcol = solved.v[:, 0]
         pend_reg: dict[int, int] = {}
@@ -495,6 +565,8 @@ def _control_loop(
                 delay = float(cap.delay_off_s[c])
             armed_cap[c] = (delay, p)
         if not armed_reg and not armed_cap:
+            if loose:  # settle the final state to the full tolerance
+                solved = _solve_steps(prob, (tuple(taps), tuple(caps)), w, var, solved.v, pv)
             return (tuple(taps), tuple(caps)), solved, n_iter
         t_min = min([*armed_reg.values(), *(d for d, _ in armed_cap.values())])
         for r in [r for r, d in armed_reg.items() if d == t_min]:
@@ -509,7 +581,11 @@ def _control_loop(
             elif p == ctl.CLOSE and caps[c] < cap.n_steps[c]:
                 caps[c] += 1
         new_state: State = (tuple(taps), tuple(caps))
-        solved = _solve_steps(prob, new_state, w, var, solved.v, pv)
+        # intermediate control iterations need voltages to well within a regulator band
+        loose = True
+        solved = _solve_steps(
+            prob, new_state, w, var, solved.v, pv, max(prob.tol_pu, _CONTROL_ITER_TOL_PU)
+        )
     return (tuple(taps), tuple(caps)), solved, n_iter
 
 
