@@ -134,6 +134,8 @@ class Sep2Settings:
     """How long a certificate's resolved scope is reused (s). A registry change of who owns a
     certificate (a DER moved to another aggregator, an aggregator removed) takes effect within
     this time; 0 resolves on every request."""
+    handler_threads: int = 8
+    """Threads per worker process running handlers (when not inline)."""
     inline_handlers: bool = False
     """Run handlers on the event loop instead of a thread pool: the fastest mode for worker
     processes (each handler is a few short indexed queries); the default thread pool keeps one
@@ -925,6 +927,13 @@ class Sep2App:
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         """Run the notifier in the background while the application serves; on shutdown the
         round in progress finishes (its outcome is recorded) before the notifier stops."""
+        import anyio.to_thread
+
+        # fewer handler threads than connections: short DB-bound handlers gain nothing from
+        # dozens of threads contending for the GIL
+        anyio.to_thread.current_default_thread_limiter().total_tokens = (
+            self.settings.handler_threads
+        )
         stop = asyncio.Event()
         task: asyncio.Task[None] | None = None
         if self.settings.notify_tls is not None:
