@@ -403,35 +403,43 @@ def _injection_rhs_impl(
     """``out = I_src - C (i(V) - y_nom (V_a - V_b))`` for every column, fused in one pass."""
     n_nodes, k = v.shape
     n = a.shape[0]
-    for c in nb.prange(k):
+    block = 32
+    nblocks = (k + block - 1) // block
+    # column blocks: every row access below is a contiguous run of the block's columns
+    for blk in nb.prange(nblocks):
+        c0 = blk * block
+        c1 = min(k, c0 + block)
         for i in range(n_nodes):
-            out[i, c] = i_src[i]
+            s = i_src[i]
+            for c in range(c0, c1):
+                out[i, c] = s
         for j in range(n):
             ia = a[j]
             ib = b[j]
-            va = v[ia, c] if ia < n_nodes else 0j
-            vbb = v[ib, c] if ib < n_nodes else 0j
-            vd = va - vbb
-            cur = _current(
-                vd,
-                model[j],
-                vb[j],
-                vlow[j],
-                v95[j],
-                v105[j],
-                vminpu[j],
-                vmaxpu[j],
-                cvrw[j],
-                cvrv[j],
-                varbase[j],
-                w[j, c],
-                var[j, c],
-            )
-            net_i = cur - y_nom[j] * vd
-            if ia < n_nodes:
-                out[ia, c] -= net_i
-            if ib < n_nodes:
-                out[ib, c] += net_i
+            for c in range(c0, c1):
+                va = v[ia, c] if ia < n_nodes else 0j
+                vbb = v[ib, c] if ib < n_nodes else 0j
+                vd = va - vbb
+                cur = _current(
+                    vd,
+                    model[j],
+                    vb[j],
+                    vlow[j],
+                    v95[j],
+                    v105[j],
+                    vminpu[j],
+                    vmaxpu[j],
+                    cvrw[j],
+                    cvrv[j],
+                    varbase[j],
+                    w[j, c],
+                    var[j, c],
+                )
+                net_i = cur - y_nom[j] * vd
+                if ia < n_nodes:
+                    out[ia, c] -= net_i
+                if ib < n_nodes:
+                    out[ib, c] += net_i
 
 
 _injection_rhs_parallel = nb.njit(cache=True, parallel=True)(_injection_rhs_impl)

@@ -887,7 +887,7 @@ def simulate(
                 window = min(chunk, window * 2)
             else:
                 t = int(cols[acted_at]) + 1
-                window = max(4, window // 4)
+                window = 1  # actions come in runs: probe the next step alone
         if progress is not None:
             progress(t, steps)
     for k in np.flatnonzero(~rec.converged):
