@@ -55,6 +55,16 @@ def test_device_registers_walks_reads_limits_and_posts_telemetry(server: Server)
         # posting the same readings again is idempotent; a new one is added
         r = c.post(mup_href, content=mirror_meter_reading_xml(start + 600, [-3, 7]))
         assert r.status_code == 201, r.text
+        # routine posts (same reading type) and one that changes the multiplier (kW -> W)
+        r = c.post(mup_href, content=mirror_meter_reading_xml(start + 1200, [9]))
+        assert r.status_code == 201, r.text
+        in_watts = mirror_meter_reading_xml(start + 1500, [4500]).replace(
+            b"<powerOfTenMultiplier>3", b"<powerOfTenMultiplier>0"
+        )
+        r = c.post(mup_href, content=in_watts)
+        assert r.status_code == 201, r.text
+        r = c.post(mup_href, content=mirror_meter_reading_xml(start + 1800, [5]))
+        assert r.status_code == 201, r.text
 
     with session_factory(server.engine)() as s:
         rows = manager.readings_for_der(s, server.registry.der_ids["device-1"])
@@ -63,6 +73,9 @@ def test_device_registers_walks_reads_limits_and_posts_telemetry(server: Server)
         (38, start + 300, 15_000.0),
         (38, start + 600, -3_000.0),
         (38, start + 900, 7_000.0),
+        (38, start + 1200, 9_000.0),
+        (38, start + 1500, 4_500.0),
+        (38, start + 1800, 5_000.0),
     ]
 
 

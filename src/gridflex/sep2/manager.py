@@ -98,7 +98,7 @@ def _deny(scope: ClientScope, what: str) -> PermissionDeniedError:
     return PermissionDeniedError(f"certificate {scope.lfdi} may not access {what}")
 
 
-def may_access(scope: ClientScope, edev: EndDevice) -> bool:
+def may_access(scope: ClientScope, edev: EndDevice | Any) -> bool:
     """True when ``scope`` may read and write ``edev``.
 
     ``edev.aggregator_id`` is the registry's aggregator of the device's DER, copied at each
@@ -774,11 +774,39 @@ def visible_mups_stmt(scope: ClientScope) -> Select[MirrorUsagePoint]:
     return stmt.order_by(MirrorUsagePoint.id)
 
 
+@dataclass(frozen=True, slots=True)
+class MeterReadingRef:
+    """What storing readings needs of a MirrorMeterReading; cached per worker so a device's
+    routine 5-minute POST skips loading it (see :meth:`accepts`)."""
+
+    id: int
+    power_of_ten: int
+    description: str
+    uom: int | None
+    kind: int | None
+    flow_direction: int | None
+    phase: int | None
+    data_qualifier: int | None
+    interval_length_s: int | None
+
+    def accepts(self, data: MeterReadingInput) -> bool:
+        """True when ``data`` changes none of the stored metadata (only adds readings)."""
+        if data.power_of_ten != self.power_of_ten:
+            return False
+        if data.description and data.description[:32] != self.description:
+            return False
+        for name in ("uom", "kind", "flow_direction", "phase", "data_qualifier"):
+            value = getattr(data, name)
+            if value is not None and value != getattr(self, name):
+                return False
+        return data.interval_length_s is None or data.interval_length_s == self.interval_length_s
+
+
 def add_meter_reading(
     session: Session, mup: MirrorUsagePoint, data: MeterReadingInput, now: dt.datetime
-) -> int:
-    """Store a MirrorMeterReading's readings, one row per interval start (a re-posted interval
-    replaces the stored value); returns how many readings the document carried."""
+) -> MeterReadingRef:
+    """Create or update a MirrorMeterReading and store its readings, one row per interval start
+    (a re-posted interval replaces the stored value)."""
     find = select(MirrorMeterReading).where(
         MirrorMeterReading.usage_point_id == mup.id,
         MirrorMeterReading.mrid == data.mrid.lower(),
@@ -801,12 +829,27 @@ def add_meter_reading(
     mmr.description = data.description[:32] or mmr.description or ""
     mmr.power_of_ten = data.power_of_ten
     session.flush()
-    if not data.readings:
+    upsert_readings(session, mmr.id, mmr.power_of_ten, data.readings, now)
+    return MeterReadingRef(
+        mmr.id, mmr.power_of_ten, mmr.description, mmr.uom, mmr.kind, mmr.flow_direction,
+        mmr.phase, mmr.data_qualifier, mmr.interval_length_s,
+    )  # fmt: skip
+
+
+def upsert_readings(
+    session: Session,
+    meter_reading_id: int,
+    power_of_ten: int,
+    readings: tuple[ReadingInput, ...],
+    now: dt.datetime,
+) -> int:
+    """Store readings of one MirrorMeterReading; returns how many the document carried."""
+    if not readings:
         return 0
-    scale = 10.0**mmr.power_of_ten
+    scale = 10.0**power_of_ten
     rows = {
         r.time_start: {
-            "meter_reading_id": mmr.id,
+            "meter_reading_id": meter_reading_id,
             "time_start": r.time_start,
             "duration_s": r.duration_s,
             "value": r.value,
@@ -814,10 +857,92 @@ def add_meter_reading(
             "quality_flags": r.quality_flags,
             "received_at": now,
         }
-        for r in data.readings
+        for r in readings
     }  # a repeated start inside one document: the last one wins
     session.execute(_reading_upsert(session.get_bind().dialect.name), list(rows.values()))
     return len(rows)
+
+
+def mirror_usage_point_owner(session: Session, mup_id: int) -> Any:
+    """(id, end_device_id, lfdi, aggregator_id) of a MirrorUsagePoint and its EndDevice, in one
+    query without loading entities (the hot path of telemetry POSTs); None when absent."""
+    return session.execute(
+        select(
+            MirrorUsagePoint.id,
+            MirrorUsagePoint.end_device_id,
+            EndDevice.lfdi,
+            EndDevice.aggregator_id,
+        )
+        .join(EndDevice, EndDevice.id == MirrorUsagePoint.end_device_id)
+        .where(MirrorUsagePoint.id == mup_id)
+    ).first()
+
+
+def device_snapshot(session: Session, edev_id: int) -> Any:
+    """The EndDevice fields the DERControlList hot path needs plus its newest terms version, in
+    one query without loading entities; None when absent."""
+    terms_version = (
+        select(func.max(ConnectionTermsRow.version))
+        .join(Der, Der.connection_id == ConnectionTermsRow.connection_id)
+        .where(Der.id == EndDevice.der_id)
+        .scalar_subquery()
+    )
+    return session.execute(
+        select(
+            EndDevice.id,
+            EndDevice.lfdi,
+            EndDevice.aggregator_id,
+            EndDevice.is_aggregator,
+            EndDevice.der_id,
+            EndDevice.published_until,
+            EndDevice.published_terms_version,
+            terms_version.label("terms_version"),
+        ).where(EndDevice.id == edev_id)
+    ).first()
+
+
+def needs_publish(snapshot: Any, now: dt.datetime) -> bool:
+    """True when the terms controls of a device (a :func:`device_snapshot`) must be topped up
+    or republished for a new terms version."""
+    if snapshot.terms_version is None:
+        return False
+    if snapshot.published_terms_version != snapshot.terms_version:
+        return True
+    until = snapshot.published_until
+    return until is None or until - now < schedule.REFILL_BELOW
+
+
+def cached_programs(session: Session) -> list[ProgramRef]:
+    """The site and operations programs if this worker already knows their rows (no query)."""
+    engine = session.get_bind()
+    cache = _PROGRAMS.get(engine) if isinstance(engine, Engine) else None
+    if not cache:
+        return []
+    return [r for k in (SITE_PROGRAM_KEY, OPS_PROGRAM_KEY) if (r := cache.get(k)) is not None]
+
+
+def listed_control_rows(
+    session: Session, edev_id: int, derp_id: int, now: dt.datetime, *, active_only: bool = False
+) -> list[Any]:
+    """:func:`listed_controls` as plain rows (no entities): the polling hot path."""
+    stmt = listed_controls_stmt(edev_id, derp_id, now, active_only=active_only)
+    rows = session.execute(stmt.with_only_columns(*DerControl.__table__.columns)).all()
+    out = []
+    for c in rows:
+        if c.start + dt.timedelta(seconds=c.duration_s) <= now:
+            continue
+        if active_only:
+            status, _, _ = schedule.event_status(
+                c.start,
+                c.duration_s,
+                now,
+                cancelled_at=c.cancelled_at,
+                superseded_at=c.superseded_at,
+            )
+            if status != schedule.ACTIVE:
+                continue
+        out.append(c)
+    return out
 
 
 @functools.cache
