@@ -47,7 +47,8 @@ def version() -> None:
 
 def main() -> None:
     """Run the command; turn gridflex errors into a one-line message and an exit code."""
-    err = Console(stderr=True)
+    # soft_wrap: an error message is one line a user can grep, whatever the terminal width
+    err = Console(stderr=True, soft_wrap=True)
     try:
         app()
     except InputError as exc:
