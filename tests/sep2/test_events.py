@@ -158,3 +158,24 @@ def test_terms_change_cancels_future_and_supersedes_running(server: Server) -> N
     now = T0 + H + dt.timedelta(seconds=1)
     assert after.export_limit_w_at(now) == 300_000
     assert edev_id > 0
+
+
+def test_control_bounds_are_checked(server: Server) -> None:
+    import pytest
+
+    from gridflex.errors import InputError
+
+    edev_id = _register(server, "device-1", "device-1")
+    bad = [
+        {"duration_s": 0, "exp_lim_w": 1.0},
+        {"duration_s": 8 * 86400, "exp_lim_w": 1.0},
+        {"duration_s": 60, "exp_lim_w": -5.0},
+        {"duration_s": 60},
+        {"duration_s": 60, "exp_lim_w": 1.0, "randomize_start_s": 7200},
+    ]
+    for kwargs in bad:
+        with session_factory(server.engine).begin() as s, pytest.raises(InputError):
+            manager.create_control(
+                s, end_device_id=edev_id, der_program_id=1, start=T0, now=T0,
+                **kwargs,  # type: ignore[arg-type]
+            )  # fmt: skip

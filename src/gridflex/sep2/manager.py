@@ -134,21 +134,6 @@ def get_end_device(session: Session, scope: ClientScope, edev_id: int) -> EndDev
     return edev
 
 
-def ensure_aggregator_device(session: Session, scope: AggregatorScope) -> EndDevice:
-    """The aggregator's own EndDevice (it carries the aggregator's subscriptions)."""
-    edev = session.scalars(select(EndDevice).where(EndDevice.lfdi == scope.lfdi)).one_or_none()
-    if edev is None:
-        edev = EndDevice(
-            lfdi=scope.lfdi,
-            sfdi=scope.sfdi,
-            aggregator_id=scope.aggregator_id,
-            is_aggregator=True,
-        )
-        session.add(edev)
-        session.flush()
-    return edev
-
-
 @dataclass(frozen=True)
 class EndDeviceInput:
     """The fields of an EndDevice a client POSTs (already parsed from XML)."""
@@ -477,8 +462,20 @@ def create_control(
     """Publish an operator DERControl; overlapping older events of the same program and the same
     set of controls are marked superseded from the new event's start (IEEE 2030.5-2018 clause
     12.1.3.1)."""
-    if duration_s <= 0:
-        raise InputError(f"DERControl duration {duration_s} s is not positive", "give seconds > 0")
+    if not 0 < duration_s <= MAX_CONTROL_DURATION_S:
+        raise InputError(
+            f"DERControl duration {duration_s} s is outside 1..{MAX_CONTROL_DURATION_S} s",
+            "publish long periods as several controls (lists keep a control until its end)",
+        )
+    for name, value in (
+        ("randomize_start_s", randomize_start_s),
+        ("randomize_duration_s", randomize_duration_s),
+    ):
+        if value is not None and abs(value) > 3600:
+            raise InputError(
+                f"DERControl {name} = {value} s is outside -3600..3600",
+                "IEEE 2030.5 OneHourRangeType: at most one hour either way",
+            )
     if start.tzinfo is None:
         raise InputError("DERControl start has no time zone", "give an aware UTC datetime")
     values = {
@@ -552,6 +549,10 @@ def cancel_control(session: Session, control_id: int, now: dt.datetime) -> DerCo
     return ctrl
 
 
+MAX_CONTROL_DURATION_S = 7 * 86400
+"""Longest DERControl accepted; list queries look back this far plus the publication horizon."""
+
+
 def listed_controls_stmt(
     edev_id: int, derp_id: int, now: dt.datetime, *, active_only: bool = False
 ) -> Select[DerControl]:
@@ -566,7 +567,8 @@ def listed_controls_stmt(
     stmt = select(DerControl).where(
         DerControl.end_device_id == edev_id,
         DerControl.der_program_id == derp_id,
-        DerControl.start > now - schedule.PUBLISH_HORIZON - dt.timedelta(days=7),
+        DerControl.start
+        > now - schedule.PUBLISH_HORIZON - dt.timedelta(seconds=MAX_CONTROL_DURATION_S),
     )
     if active_only:
         stmt = stmt.where(
@@ -981,13 +983,6 @@ def readings_for_der(
 
 
 # ---- subscriptions ------------------------------------------------------------------------------
-def subscriber_device(session: Session, scope: ClientScope, edev: EndDevice) -> EndDevice:
-    """Where a subscription is kept: an aggregator's own EndDevice, else the device itself."""
-    if isinstance(scope, AggregatorScope):
-        return ensure_aggregator_device(session, scope)
-    return edev
-
-
 def add_subscription(
     session: Session,
     scope: ClientScope,
