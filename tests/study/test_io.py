@@ -122,3 +122,15 @@ def test_names_with_commas_are_quoted_and_read_back(tmp_path: Path) -> None:
     back = read_violations_csv(path)
     assert back["element"].iloc[0] == 'line.a,"b"'
     assert back["time"].iloc[0] == t[0]
+
+
+def test_many_row_groups_read_back_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gridflex.powerflow.io as gio
+
+    monkeypatch.setattr(gio, "ROW_GROUP_VALUES", 7)  # 2 rows of 3 nodes per row group
+    res = _result(n=5)
+    write_results(res, tmp_path, violations=find_violations(res), run_info={"timings": {}})
+    assert pq.ParquetFile(tmp_path / "voltages_pu.parquet").num_row_groups == 3
+    back = read_results(tmp_path)
+    np.testing.assert_array_equal(back.voltages_pu.iloc[:, 1:].to_numpy(), res.v_pu)
+    assert (back.voltages_pu["time"] == res.time).all()

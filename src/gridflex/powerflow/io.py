@@ -60,6 +60,25 @@ def _time_array(time: Any) -> pa.Array:
     return pa.array(idx.tz_convert("UTC"), type=pa.timestamp("us", tz="UTC"))
 
 
+#: Values per Parquet row group of a wide table (about 48 MB of float64): bounds the extra
+#: memory the writer needs to a slice of the result instead of a full transposed copy.
+ROW_GROUP_VALUES = 6_000_000
+
+
+def _check_wide(time: Any, names: Sequence[str], values: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    arr = np.asarray(values, dtype=np.float64)
+    n_time = len(pd.DatetimeIndex(time))
+    if arr.ndim != 2 or arr.shape != (n_time, len(names)):
+        raise InputError(
+            f"result array has shape {arr.shape}, expected ({n_time}, {len(names)})",
+            "pass one row per time step and one column per name",
+        )
+    if len(set(names)) != len(names):
+        dup = pd.Index(names)[pd.Index(names).duplicated()][0]
+        raise InputError(f"column name '{dup}' appears twice", "give every element a unique name")
+    return arr
+
+
 def wide_table(time: Any, names: Sequence[str], values: npt.ArrayLike) -> pa.Table:
     """A ``time`` column then one float64 column per name, from a ``(T, N)`` array.
 
@@ -72,32 +91,40 @@ def wide_table(time: Any, names: Sequence[str], values: npt.ArrayLike) -> pa.Tab
     values:
         ``(T, N)`` values.
     """
-    arr = np.asarray(values, dtype=np.float64)
+    arr = _check_wide(time, names, values)
     t = _time_array(time)
-    if arr.ndim != 2 or arr.shape != (len(t), len(names)):
-        raise InputError(
-            f"result array has shape {arr.shape}, expected ({len(t)}, {len(names)})",
-            "pass one row per time step and one column per name",
-        )
-    if len(set(names)) != len(names):
-        dup = pd.Index(names)[pd.Index(names).duplicated()][0]
-        raise InputError(f"column name '{dup}' appears twice", "give every element a unique name")
     # one contiguous row per column makes each Arrow column a zero-copy view
     cols = np.ascontiguousarray(arr.T)
     arrays = [t, *(pa.array(cols[j]) for j in range(cols.shape[0]))]
     return pa.Table.from_arrays(arrays, names=["time", *names])
 
 
+def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    float_cols = [f.name for f in schema if pa.types.is_floating(f.type)]
+    return {
+        "compression": "zstd",
+        "use_dictionary": False,
+        "write_statistics": False,
+        "column_encoding": dict.fromkeys(float_cols, "BYTE_STREAM_SPLIT"),
+    }
+
+
 def _write_parquet(table: pa.Table, path: Path) -> None:
-    float_cols = [f.name for f in table.schema if pa.types.is_floating(f.type)]
-    pq.write_table(
-        table,
-        path,
-        compression="zstd",
-        use_dictionary=False,
-        write_statistics=False,
-        column_encoding=dict.fromkeys(float_cols, "BYTE_STREAM_SPLIT"),
+    pq.write_table(table, path, **_parquet_options(table.schema))
+
+
+def write_wide_parquet(time: Any, names: Sequence[str], values: npt.ArrayLike, path: Path) -> None:
+    """Write a wide ``(T, N)`` result as Parquet, a slice of rows per row group."""
+    arr = _check_wide(time, names, values)
+    t_all = pd.DatetimeIndex(time)
+    rows = max(1, ROW_GROUP_VALUES // max(1, arr.shape[1]))
+    schema = pa.schema(
+        [pa.field("time", pa.timestamp("us", tz="UTC"))]
+        + [pa.field(n, pa.float64()) for n in names]
     )
+    with pq.ParquetWriter(path, schema, **_parquet_options(schema)) as writer:
+        for r0 in range(0, max(arr.shape[0], 1), rows):
+            writer.write_table(wide_table(t_all[r0 : r0 + rows], names, arr[r0 : r0 + rows]))
 
 
 def _iso_utc(idx: pd.DatetimeIndex | pd.Series) -> pd.Index | pd.Series:
@@ -219,16 +246,15 @@ def write_results(
     }
     # run.json is written last: a folder without it is an incomplete (or running) write
     paths["run"].unlink(missing_ok=True)
-    tables = {
-        "voltages": wide_table(result.time, list(result.node_names), result.v_pu),
-        "branch_loading": wide_table(
-            result.time, list(result.branch_names), result.branch_loading_pct
-        ),
-        "power": power_table(result),
-    }
-    # Arrow releases the GIL while encoding: the three files compress in parallel.
+    # Arrow releases the GIL while encoding: the files compress in parallel.
     with ThreadPoolExecutor(max_workers=3) as pool:
-        futures = [pool.submit(_write_parquet, tables[k], paths[k]) for k in tables]
+        futures = [
+            pool.submit(write_wide_parquet, result.time, list(result.node_names), result.v_pu,
+                        paths["voltages"]),
+            pool.submit(write_wide_parquet, result.time, list(result.branch_names),
+                        result.branch_loading_pct, paths["branch_loading"]),
+            pool.submit(_write_parquet, power_table(result), paths["power"]),
+        ]  # fmt: skip
         write_violations_csv(violations, paths["violations"])
         for f in futures:
             f.result()

@@ -7,6 +7,7 @@ most-loaded branch's loading sorted from highest to lowest (a load duration curv
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,15 +20,14 @@ PLOT_FILE = "voltage_envelope.png"
 
 
 def envelope(v_pu: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Lowest and highest voltage over nodes per step (NaN steps stay NaN)."""
+    """Lowest and highest voltage over nodes per step (steps that are all NaN stay NaN)."""
     v = np.asarray(v_pu, dtype=np.float64)
-    all_nan = np.all(np.isnan(v), axis=1) if v.size else np.zeros(v.shape[0], dtype=bool)
-    v_safe = np.where(all_nan[:, None], 0.0, v)
-    lo = np.nanmin(v_safe, axis=1) if v.shape[1] else np.full(v.shape[0], np.nan)
-    hi = np.nanmax(v_safe, axis=1) if v.shape[1] else np.full(v.shape[0], np.nan)
-    lo[all_nan] = np.nan
-    hi[all_nan] = np.nan
-    return lo, hi
+    if v.ndim != 2 or v.shape[1] == 0:
+        return np.full(v.shape[0], np.nan), np.full(v.shape[0], np.nan)
+    with warnings.catch_warnings():
+        # an all-NaN step (did not converge) gives NaN, which is what the plot should show
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmin(v, axis=1), np.nanmax(v, axis=1)
 
 
 def loading_duration(loading_pct: Any) -> np.ndarray:
