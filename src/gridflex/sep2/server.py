@@ -28,6 +28,7 @@ import ssl
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import unquote
 
 import h11
 
@@ -206,8 +207,6 @@ class _Connection:
             return False
         target = bytes(request.target)
         path_bytes, _, query = target.partition(b"?")
-        from urllib.parse import unquote
-
         scope: Scope = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.4"},
