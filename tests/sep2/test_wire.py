@@ -226,3 +226,32 @@ def test_identity_known_answers(server: Server) -> None:
     import hashlib
 
     assert lfdi_from_certificate(der) == hashlib.sha256(der).hexdigest()[:40] == ident.lfdi
+
+
+@pytest.mark.parametrize(
+    ("ns", "tag"),
+    [
+        (sepxml.CSIP_AUS_NS_V12, "connectionPointId"),
+        (sepxml.CSIP_AUS_NS_V13, "connectionPointId"),
+        (sepxml.CSIP_AUS_NS_V12, "id"),  # CSIP-AUS 1.1 clients
+    ],
+)
+def test_csip_aus_connection_point(server: Server, ns: str, tag: str) -> None:
+    from envoy_schema.server.schema.csip_aus.connection_point import ConnectionPointResponse
+    from envoy_schema.server.schema.sep2.end_device import EndDeviceResponse
+
+    with server.client("device-1") as c:
+        href = c.post("/edev", content=end_device_xml(server.ids["device-1"].lfdi)).headers[
+            "location"
+        ]
+        edev = sepxml.validate_response(EndDeviceResponse, c.get(href).content)
+        assert edev.ConnectionPointLink is not None
+        cp = edev.ConnectionPointLink.href
+        assert c.get(cp).status_code == 404
+        doc = f'<csipaus:ConnectionPoint xmlns:csipaus="{ns}"><csipaus:{tag}>NMI4407123456' \
+              f"</csipaus:{tag}></csipaus:ConnectionPoint>"  # fmt: skip
+        assert c.put(cp, content=doc.encode()).status_code == 204
+        got = sepxml.validate_response(ConnectionPointResponse, c.get(cp).content)
+        assert got.id == "NMI4407123456"
+    with server.client("device-2") as c:
+        assert c.get(cp).status_code == 403

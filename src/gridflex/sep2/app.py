@@ -34,6 +34,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+from envoy_schema.server.schema.csip_aus.connection_point import (
+    ConnectionPointLink,
+    ConnectionPointRequest,
+    ConnectionPointResponse,
+)
 from envoy_schema.server.schema.sep2 import der as der_schema
 from envoy_schema.server.schema.sep2.der_control_types import ActivePower
 from envoy_schema.server.schema.sep2.device_capability import DeviceCapabilityResponse
@@ -298,6 +303,8 @@ class Sep2App:
             Route("/edev", e(self.post_edev), methods=["POST"]),
             Route(edev, e(self.get_edev), methods=["GET"]),
             Route(edev + "/rg", e(self.get_registration), methods=["GET"]),
+            Route(edev + "/cp", e(self.get_connection_point), methods=["GET"]),
+            Route(edev + "/cp", e(self.put_connection_point), methods=["PUT", "POST"]),
             Route(edev + "/fsa", e(self.get_fsa_list), methods=["GET"]),
             Route(edev + "/fsa/{fsa_id:int}", e(self.get_fsa), methods=["GET"]),
             Route(edev + "/fsa/{fsa_id:int}/derp", e(self.get_derp_list), methods=["GET"]),
@@ -382,6 +389,9 @@ class Sep2App:
             if edev.is_aggregator
             else ListLink(href=base + "/fsa", all_=1),
             DERListLink=None if edev.is_aggregator else ListLink(href=base + "/der", all_=1),
+            ConnectionPointLink=None
+            if edev.is_aggregator
+            else ConnectionPointLink(href=base + "/cp"),
         )
 
     def get_edev_list(self, request: Request, _body: bytes) -> Response:
@@ -439,6 +449,33 @@ class Sep2App:
                 pIN=reg.pin,
             )
         return self.xml(model)
+
+    # -- CSIP-AUS connection point (the NMI of the site) ---------------------------------------
+    def get_connection_point(self, request: Request, _body: bytes) -> Response:
+        with self.transaction(request) as (session, scope):
+            edev = manager.get_end_device(session, scope, request.path_params["edev_id"])
+            if edev.is_aggregator or not edev.nmi:
+                raise NotFoundError(f"EndDevice {edev.id} has no ConnectionPoint yet")
+            model = ConnectionPointResponse(href=f"/edev/{edev.id}/cp", id=edev.nmi)
+        return self.xml(model)
+
+    def put_connection_point(self, request: Request, body: bytes) -> Response:
+        """CSIP-AUS clients PUT their connection point identifier (the NMI) after registering;
+        both the v1.1 ``id`` and the later ``connectionPointId`` element are accepted."""
+        req = sepxml.parse(ConnectionPointRequest, body, max_bytes=self.settings.max_xml_bytes)
+        nmi = (req.id or req.id_v11 or "").strip()
+        if not nmi or len(nmi) > 32:
+            raise InputError(
+                f"ConnectionPoint id {nmi!r} is empty or longer than 32 characters",
+                "send the site's connection point identifier (NMI) in connectionPointId",
+            )
+        with self.transaction(request) as (session, scope):
+            edev = manager.get_end_device(session, scope, request.path_params["edev_id"])
+            if edev.is_aggregator:
+                raise InputError("an aggregator's own EndDevice has no connection point", "")
+            edev.nmi = nmi
+            edev.changed_time = self.now()
+        return Response(status_code=204)
 
     # -- function set assignments and programs --------------------------------------------------
     def _fsa_model(self, edev: EndDevice, n_programs: int) -> FunctionSetAssignmentsResponse:
