@@ -67,3 +67,37 @@ def test_gridflex_serve_starts_everything_with_one_command(tmp_path: Path) -> No
             out += proc.stdout.read()
             proc.stdout.close()
     assert proc.returncode in (0, -signal.SIGINT, 130), out
+
+
+def test_demo_registry_gives_clients_limits_at_once(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from gridflex.derms.db import make_engine
+    from gridflex.sep2.app import create_app
+    from gridflex.sep2.runner import prepare, seed_demo
+    from gridflex.sep2.server import ServerThread
+    from tests.sep2.client import walk
+    from tests.sep2.docs import end_device_xml
+
+    prepared = prepare(f"sqlite:///{tmp_path / 'demo.sqlite'}", tmp_path / "certs")
+    added = seed_demo(prepared.db_url, prepared.clients)
+    assert len(added) == 4  # the aggregator and three devices
+    assert seed_demo(prepared.db_url, prepared.clients) == []  # idempotent
+    engine = make_engine(prepared.db_url)
+    srv = ServerThread(create_app(engine, with_admin=False), prepared.files).start()
+    try:
+        ids = {c.name: c for c in prepared.clients}
+        ctx = ssl.create_default_context(cafile=str(prepared.files.ca_cert))
+        ctx.load_cert_chain(str(ids["device-1"].cert), str(ids["device-1"].key))
+        with httpx.Client(verify=ctx, base_url=srv.url) as c:
+            assert c.post("/edev", content=end_device_xml(ids["device-1"].lfdi)).status_code == 201
+            _, view = walk(c, lfdi=ids["device-1"].lfdi)
+        now = dt.datetime.now(dt.UTC)
+        summer = now.month in (6, 7, 8, 9)
+        assert view.export_limit_w_at(now) == (60_000 if summer else 80_000)
+        assert view.default is not None
+        assert view.default.DERControlBase_.opModExpLimW is not None
+        assert view.default.DERControlBase_.opModExpLimW.value == 40_000
+    finally:
+        srv.stop()
+        engine.dispose()

@@ -42,6 +42,15 @@ def serve(
     tz: Annotated[str, typer.Option(help="Zone reported by the Time resource.")] = (
         "America/Chicago"
     ),
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="Register the generated test certificates in the registry (an aggregator, a "
+            "direct PV with a seasonal schedule, PVs behind the aggregator) so clients see "
+            "limits at once.",
+        ),
+    ] = False,
     inline_handlers: Annotated[
         bool,
         typer.Option(
@@ -87,6 +96,15 @@ def serve(
         )
     else:
         console.print(f"TLS files from {folder} (your PKI)")
+    if demo:
+        if not prepared.generated:
+            raise InputError(
+                "--demo registers the generated test certificates", "drop --demo with your PKI"
+            )
+        from gridflex.sep2.runner import seed_demo
+
+        added = seed_demo(prepared.db_url, prepared.clients)
+        console.print("demo registry: " + (", ".join(added) if added else "already in place"))
 
     def ready(bound: int) -> None:
         console.print(

@@ -7,6 +7,7 @@ application with the registry REST API under ``/admin``, and the mutual-TLS serv
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,3 +99,72 @@ def run(
         workers=workers,
         on_ready=on_ready,
     )
+
+
+def seed_demo(
+    db_url: str, clients: list[ClientIdentity], now: dt.datetime | None = None
+) -> list[str]:
+    """Register the test certificates in the registry so a client sees limits at once (demo).
+
+    The first aggregator certificate becomes "demo aggregator"; the first device certificate a
+    direct 100 kW PV with a seasonal export schedule (60 kW June–September, 80 kW otherwise,
+    40 kW fallback); the other devices 10 kW PV behind the aggregator with an 8 kW export limit.
+    Certificates already in the registry are left alone. Returns what was added.
+    """
+    from gridflex.derms import registry
+    from gridflex.derms.db import session_factory
+    from gridflex.terms import ConnectionTerms
+
+    agreed = now or dt.datetime.now(dt.UTC)
+    added: list[str] = []
+    engine = make_engine(db_url)
+    try:
+        with session_factory(engine).begin() as s:
+            aggs = [c for c in clients if c.role == "aggregator"]
+            devices = [c for c in clients if c.role == "device"]
+            agg_id: int | None = None
+            if aggs:
+                found = registry.find_aggregator_by_lfdi(s, aggs[0].lfdi)
+                if found is None:
+                    found = registry.add_aggregator(
+                        s, name="demo aggregator", lfdi=aggs[0].lfdi, sfdi=aggs[0].sfdi
+                    )
+                    added.append(f"aggregator {aggs[0].name}")
+                agg_id = found.id
+            site = None
+            for i, dev in enumerate(devices):
+                if registry.find_der_by_lfdi(s, dev.lfdi) is not None:
+                    continue
+                if site is None:
+                    site = registry.add_site(s, name="demo site")
+                direct = i == 0
+                conn = f"demo-{dev.name}"
+                if direct:
+                    terms = ConnectionTerms(
+                        connection_id=conn,
+                        nameplate_kw=100.0,
+                        schedule_export_kw=ConnectionTerms.seasonal_schedule(60.0, 80.0),
+                        fallback_export_kw=40.0,
+                        agreed_at=agreed,
+                    )
+                else:
+                    terms = ConnectionTerms(
+                        connection_id=conn, nameplate_kw=10.0, export_limit_kw=8.0, agreed_at=agreed
+                    )
+                registry.add_der(
+                    s,
+                    site_id=site.id,
+                    der_type="pv",
+                    nameplate_kw=terms.nameplate_kw,
+                    actor="gridflex serve --demo",
+                    name=dev.name,
+                    lfdi=dev.lfdi,
+                    sfdi=dev.sfdi,
+                    aggregator_id=None if direct else agg_id,
+                    connection_id=conn,
+                )
+                registry.add_terms(s, terms, actor="gridflex serve --demo")
+                added.append(f"DER {dev.name} ({'direct' if direct else 'via the aggregator'})")
+    finally:
+        engine.dispose()
+    return added
