@@ -380,7 +380,67 @@ def _current(
     return (complex(w, var) / vd).conjugate()
 
 
-def _injection_rhs_impl(
+@nb.njit(cache=True)
+def _rhs_block(
+    v: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    model: np.ndarray,
+    vb: np.ndarray,
+    vlow: np.ndarray,
+    v95: np.ndarray,
+    v105: np.ndarray,
+    vminpu: np.ndarray,
+    vmaxpu: np.ndarray,
+    cvrw: np.ndarray,
+    cvrv: np.ndarray,
+    varbase: np.ndarray,
+    w: np.ndarray,
+    var: np.ndarray,
+    y_nom: np.ndarray,
+    i_src: np.ndarray,
+    out: np.ndarray,
+    c0: int,
+    c1: int,
+) -> None:  # pragma: no cover - compiled
+    """``out = I_src - C (i(V) - y_nom (V_a - V_b))`` for columns ``c0:c1``, in one pass."""
+    n_nodes = v.shape[0]
+    n = a.shape[0]
+    for i in range(n_nodes):
+        s = i_src[i]
+        for c in range(c0, c1):
+            out[i, c] = s
+    for j in range(n):
+        ia = a[j]
+        ib = b[j]
+        for c in range(c0, c1):
+            va = v[ia, c] if ia < n_nodes else 0j
+            vbb = v[ib, c] if ib < n_nodes else 0j
+            vd = va - vbb
+            cur = _current(
+                vd,
+                model[j],
+                vb[j],
+                vlow[j],
+                v95[j],
+                v105[j],
+                vminpu[j],
+                vmaxpu[j],
+                cvrw[j],
+                cvrv[j],
+                varbase[j],
+                w[j, c],
+                var[j, c],
+            )
+            net_i = cur - y_nom[j] * vd
+            if ia < n_nodes:
+                out[ia, c] -= net_i
+            if ib < n_nodes:
+                out[ib, c] += net_i
+
+
+@nb.njit(cache=True, parallel=True)
+def _rhs_parallel(
     v: np.ndarray,
     a: np.ndarray,
     b: np.ndarray,
@@ -400,50 +460,77 @@ def _injection_rhs_impl(
     i_src: np.ndarray,
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """``out = I_src - C (i(V) - y_nom (V_a - V_b))`` for every column, fused in one pass."""
-    n_nodes, k = v.shape
-    n = a.shape[0]
-    block = 32
-    nblocks = (k + block - 1) // block
-    # column blocks: every row access below is a contiguous run of the block's columns
+    k = v.shape[1]
+    nblocks = (k + 31) // 32
     for blk in nb.prange(nblocks):
-        c0 = blk * block
-        c1 = min(k, c0 + block)
-        for i in range(n_nodes):
-            s = i_src[i]
-            for c in range(c0, c1):
-                out[i, c] = s
-        for j in range(n):
-            ia = a[j]
-            ib = b[j]
-            for c in range(c0, c1):
-                va = v[ia, c] if ia < n_nodes else 0j
-                vbb = v[ib, c] if ib < n_nodes else 0j
-                vd = va - vbb
-                cur = _current(
-                    vd,
-                    model[j],
-                    vb[j],
-                    vlow[j],
-                    v95[j],
-                    v105[j],
-                    vminpu[j],
-                    vmaxpu[j],
-                    cvrw[j],
-                    cvrv[j],
-                    varbase[j],
-                    w[j, c],
-                    var[j, c],
-                )
-                net_i = cur - y_nom[j] * vd
-                if ia < n_nodes:
-                    out[ia, c] -= net_i
-                if ib < n_nodes:
-                    out[ib, c] += net_i
+        c0 = blk * 32
+        _rhs_block(
+            v,
+            a,
+            b,
+            model,
+            vb,
+            vlow,
+            v95,
+            v105,
+            vminpu,
+            vmaxpu,
+            cvrw,
+            cvrv,
+            varbase,
+            w,
+            var,
+            y_nom,
+            i_src,
+            out,
+            c0,
+            min(k, c0 + 32),
+        )
 
 
-_injection_rhs_parallel = nb.njit(cache=True, parallel=True)(_injection_rhs_impl)
-_injection_rhs_serial = nb.njit(cache=True)(_injection_rhs_impl)
+@nb.njit(cache=True)
+def _rhs_serial(
+    v: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    model: np.ndarray,
+    vb: np.ndarray,
+    vlow: np.ndarray,
+    v95: np.ndarray,
+    v105: np.ndarray,
+    vminpu: np.ndarray,
+    vmaxpu: np.ndarray,
+    cvrw: np.ndarray,
+    cvrv: np.ndarray,
+    varbase: np.ndarray,
+    w: np.ndarray,
+    var: np.ndarray,
+    y_nom: np.ndarray,
+    i_src: np.ndarray,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    _rhs_block(
+        v,
+        a,
+        b,
+        model,
+        vb,
+        vlow,
+        v95,
+        v105,
+        vminpu,
+        vmaxpu,
+        cvrw,
+        cvrv,
+        varbase,
+        w,
+        var,
+        y_nom,
+        i_src,
+        out,
+        0,
+        v.shape[1],
+    )
 
 
 def injection_rhs_for(
@@ -456,7 +543,7 @@ def injection_rhs_for(
 ) -> ComplexArray:
     """Right-hand side of the fixed-point step for voltages ``v`` (N x k)."""
     out = np.empty(v.shape, dtype=np.complex128)
-    kernel = _injection_rhs_parallel if v.shape[1] > 64 else _injection_rhs_serial
+    kernel = _rhs_parallel if v.shape[1] > 64 else _rhs_serial
     kernel(
         np.ascontiguousarray(v),
         inj.a,

@@ -24,7 +24,88 @@ ComplexArray = npt.NDArray[np.complex128]
 _BLOCK = 32
 
 
-def _lu_solve_impl(
+@nb.njit(cache=True)
+def _lu_block(
+    l_ptr: np.ndarray,
+    l_idx: np.ndarray,
+    l_re: np.ndarray,
+    l_im: np.ndarray,
+    u_ptr: np.ndarray,
+    u_idx: np.ndarray,
+    u_re: np.ndarray,
+    u_im: np.ndarray,
+    ud_re: np.ndarray,
+    ud_im: np.ndarray,
+    perm_r: np.ndarray,
+    perm_c: np.ndarray,
+    b: np.ndarray,
+    x: np.ndarray,
+    v_old: np.ndarray,
+    inv_vb: np.ndarray,
+    dv: np.ndarray,
+    c0: int,
+    c1: int,
+) -> None:  # pragma: no cover - compiled
+    """``x = Pc U^-1 L^-1 Pr b`` for columns ``c0:c1``; with ``v_old``, ``dv`` = max |dx| pu.
+
+    Real and imaginary parts live in separate arrays so the inner loops over the block's
+    columns are plain float64 multiply-adds. L is passed without its unit diagonal, U without
+    its diagonal (applied as the inverse diagonal ``ud``).
+    """
+    n = b.shape[0]
+    with_dv = v_old.shape[0] == n
+    m = c1 - c0
+    # block-local copies keep the working set (n x block) in cache; Pr applied on the way in
+    wr = np.empty((n, m))
+    wi = np.empty((n, m))
+    for i in range(n):
+        r = perm_r[i]
+        for c in range(m):
+            z = b[i, c0 + c]
+            wr[r, c] = z.real
+            wi[r, c] = z.imag
+    for j in range(n):  # forward: unit lower L, column oriented
+        for p in range(l_ptr[j], l_ptr[j + 1]):
+            i = l_idx[p]
+            ar = l_re[p]
+            ai = l_im[p]
+            for c in range(m):
+                xr = wr[j, c]
+                xi = wi[j, c]
+                wr[i, c] -= ar * xr - ai * xi
+                wi[i, c] -= ar * xi + ai * xr
+    for j in range(n - 1, -1, -1):  # backward: upper U
+        dr = ud_re[j]
+        di = ud_im[j]
+        for c in range(m):
+            xr = wr[j, c]
+            xi = wi[j, c]
+            wr[j, c] = dr * xr - di * xi
+            wi[j, c] = dr * xi + di * xr
+        for p in range(u_ptr[j], u_ptr[j + 1]):
+            i = u_idx[p]
+            ar = u_re[p]
+            ai = u_im[p]
+            for c in range(m):
+                xr = wr[j, c]
+                xi = wi[j, c]
+                wr[i, c] -= ar * xr - ai * xi
+                wi[i, c] -= ar * xi + ai * xr
+    for c in range(m):
+        dv[c0 + c] = 0.0
+    for i in range(n):  # Pc applied on the way out
+        r = perm_c[i]
+        for c in range(m):
+            val = complex(wr[r, c], wi[r, c])
+            x[i, c0 + c] = val
+            if with_dv:
+                dd = abs(val - v_old[i, c0 + c]) * inv_vb[i]
+                if dd > dv[c0 + c] or dd != dd:
+                    dv[c0 + c] = dd
+
+
+@nb.njit(cache=True, parallel=True)
+def _lu_solve_parallel(
     l_ptr: np.ndarray,
     l_idx: np.ndarray,
     l_re: np.ndarray,
@@ -44,71 +125,80 @@ def _lu_solve_impl(
     dv: np.ndarray,
     block: int,
 ) -> None:  # pragma: no cover - compiled
-    """``x = Pc U^-1 L^-1 Pr b`` per column block; with ``v_old``, ``dv`` = max |x - v_old| pu.
-
-    Real and imaginary parts live in separate arrays so the inner loops over a block's columns
-    are plain float64 multiply-adds that the compiler vectorises. Only the strictly lower part
-    of L (unit diagonal) and the strictly upper part of U (inverse diagonal apart) are passed.
-    """
-    n, k = b.shape
-    with_dv = v_old.shape[0] == n
+    k = b.shape[1]
     nblocks = (k + block - 1) // block
     for blk in nb.prange(nblocks):
         c0 = blk * block
-        c1 = min(k, c0 + block)
-        m = c1 - c0
-        # block-local copies keep the working set (n x block) in cache; Pr applied on the way in
-        wr = np.empty((n, m))
-        wi = np.empty((n, m))
-        for i in range(n):
-            r = perm_r[i]
-            for c in range(m):
-                z = b[i, c0 + c]
-                wr[r, c] = z.real
-                wi[r, c] = z.imag
-        for j in range(n):  # forward: unit lower L, column oriented
-            for p in range(l_ptr[j], l_ptr[j + 1]):
-                i = l_idx[p]
-                ar = l_re[p]
-                ai = l_im[p]
-                for c in range(m):
-                    xr = wr[j, c]
-                    xi = wi[j, c]
-                    wr[i, c] -= ar * xr - ai * xi
-                    wi[i, c] -= ar * xi + ai * xr
-        for j in range(n - 1, -1, -1):  # backward: upper U
-            dr = ud_re[j]
-            di = ud_im[j]
-            for c in range(m):
-                xr = wr[j, c]
-                xi = wi[j, c]
-                wr[j, c] = dr * xr - di * xi
-                wi[j, c] = dr * xi + di * xr
-            for p in range(u_ptr[j], u_ptr[j + 1]):
-                i = u_idx[p]
-                ar = u_re[p]
-                ai = u_im[p]
-                for c in range(m):
-                    xr = wr[j, c]
-                    xi = wi[j, c]
-                    wr[i, c] -= ar * xr - ai * xi
-                    wi[i, c] -= ar * xi + ai * xr
-        for c in range(m):
-            dv[c0 + c] = 0.0
-        for i in range(n):  # Pc applied on the way out
-            r = perm_c[i]
-            for c in range(m):
-                val = complex(wr[r, c], wi[r, c])
-                x[i, c0 + c] = val
-                if with_dv:
-                    dd = abs(val - v_old[i, c0 + c]) * inv_vb[i]
-                    if dd > dv[c0 + c] or dd != dd:
-                        dv[c0 + c] = dd
+        _lu_block(
+            l_ptr,
+            l_idx,
+            l_re,
+            l_im,
+            u_ptr,
+            u_idx,
+            u_re,
+            u_im,
+            ud_re,
+            ud_im,
+            perm_r,
+            perm_c,
+            b,
+            x,
+            v_old,
+            inv_vb,
+            dv,
+            c0,
+            min(k, c0 + block),
+        )
 
 
-_lu_solve_parallel = nb.njit(cache=True, parallel=True)(_lu_solve_impl)
-# a single block runs serially: waking worker threads on a busy machine costs milliseconds
-_lu_solve_serial = nb.njit(cache=True)(_lu_solve_impl)
+@nb.njit(cache=True)
+def _lu_solve_serial(
+    l_ptr: np.ndarray,
+    l_idx: np.ndarray,
+    l_re: np.ndarray,
+    l_im: np.ndarray,
+    u_ptr: np.ndarray,
+    u_idx: np.ndarray,
+    u_re: np.ndarray,
+    u_im: np.ndarray,
+    ud_re: np.ndarray,
+    ud_im: np.ndarray,
+    perm_r: np.ndarray,
+    perm_c: np.ndarray,
+    b: np.ndarray,
+    x: np.ndarray,
+    v_old: np.ndarray,
+    inv_vb: np.ndarray,
+    dv: np.ndarray,
+    block: int,
+) -> None:  # pragma: no cover - compiled
+    # a few columns run on the calling thread: waking workers on a busy machine costs ms
+    k = b.shape[1]
+    nblocks = (k + block - 1) // block
+    for blk in range(nblocks):
+        c0 = blk * block
+        _lu_block(
+            l_ptr,
+            l_idx,
+            l_re,
+            l_im,
+            u_ptr,
+            u_idx,
+            u_re,
+            u_im,
+            ud_re,
+            ud_im,
+            perm_r,
+            perm_c,
+            b,
+            x,
+            v_old,
+            inv_vb,
+            dv,
+            c0,
+            min(k, c0 + block),
+        )
 
 
 class Factor:
