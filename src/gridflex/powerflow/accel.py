@@ -21,7 +21,7 @@ _GAMMA_MAX = 10.0
 _BLOCK = 32
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _block(
     va: np.ndarray,
     g: np.ndarray,
@@ -84,7 +84,7 @@ def _anderson_parallel(
         _block(va, g, gp, fp, hp, done, inv_vb, nxt, c0, min(k, c0 + _BLOCK))
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _anderson_serial(
     va: np.ndarray,
     g: np.ndarray,

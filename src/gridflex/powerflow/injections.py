@@ -317,7 +317,7 @@ def phase_currents(
     return np.asarray(cur, dtype=np.complex128)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, nogil=True, inline="always")
 def _current(
     vd: complex,
     model: int,
@@ -380,7 +380,7 @@ def _current(
     return (complex(w, var) / vd).conjugate()
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _rhs_block(
     v: np.ndarray,
     a: np.ndarray,
@@ -488,7 +488,7 @@ def _rhs_parallel(
         )
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _rhs_serial(
     v: np.ndarray,
     a: np.ndarray,

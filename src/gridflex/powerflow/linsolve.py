@@ -24,7 +24,7 @@ ComplexArray = npt.NDArray[np.complex128]
 _BLOCK = 32
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _lu_block(
     l_ptr: np.ndarray,
     l_idx: np.ndarray,
@@ -152,7 +152,7 @@ def _lu_solve_parallel(
         )
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _lu_solve_serial(
     l_ptr: np.ndarray,
     l_idx: np.ndarray,
@@ -281,7 +281,7 @@ def factorize(y: sp.spmatrix) -> Factor:
     return Factor(lu)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _apply_correction(
     y: np.ndarray,
     z: np.ndarray,

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+import numba as nb
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -820,6 +821,11 @@ def simulate(
     p_prev = 0.0
     t = 0
     window = chunk if controls == "off" else min(chunk, 32)
+    workers = int(nb.get_num_threads())
+    if controls == "off" and workers > 1 and steps > 2 * chunk:
+        t = _solve_frozen_parallel(
+            prob, state, w_all, var_all, pv_all, rec, chunk, workers, steps, progress
+        )
     while t < steps:
         cols = np.arange(t, min(t + window, steps))
         w = w_all[:, cols]
@@ -928,6 +934,48 @@ def simulate(
         step_h=step_h,
         controls=controls,
     )
+
+
+def _solve_frozen_parallel(
+    prob: _Problem,
+    state: State,
+    w_all: FloatArray,
+    var_all: FloatArray,
+    pv_all: _PVState | None,
+    rec: _Recorder,
+    chunk: int,
+    workers: int,
+    steps: int,
+    progress: Callable[[int, int], None] | None,
+) -> int:
+    """Frozen controls: chunks are independent, so solve them on ``workers`` threads.
+
+    The Numba kernels release the GIL; results are recorded in time order by the caller's
+    thread. Returns the number of steps done (all of them).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    w_mean = w_all.mean(axis=1)
+    pilot = _solve_steps(
+        prob, state, w_mean[:, None], var_all.mean(axis=1)[:, None], _no_load(prob, state, 1)
+    )
+    v_ref = pilot.v[:, 0].copy()
+    p_ref = float(w_mean.sum())
+
+    def work(cols: IntArray) -> tuple[IntArray, _Solved, FloatArray, FloatArray]:
+        w = w_all[:, cols]
+        var = var_all[:, cols]
+        pv_chunk = pv_all.sub(cols) if pv_all is not None else None
+        v0 = _guess(prob, state, v_ref, p_ref, w.sum(axis=0))
+        return cols, _solve_steps(prob, state, w, var, v0, pv_chunk), w, var
+
+    blocks = [np.arange(t, min(t + chunk, steps)) for t in range(0, steps, chunk)]
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        for cols, solved, w, var in ex.map(work, blocks):
+            rec.record(cols, solved, state, w, var)
+            if progress is not None:
+                progress(int(cols[-1]) + 1, steps)
+    return steps
 
 
 def _boundary_note(prob: _Problem, v_pu_row: FloatArray) -> str:
