@@ -140,7 +140,7 @@ def test_two_bus_pandapower_network_analytic() -> None:
     v = (v0 + np.sqrt(v0**2 - 4 * (1e5 / 3) * 0.1)) / 2
     assert res.v_pu[0, 1] == pytest.approx(v / v0, abs=1e-7)
     i_phase = (1e5 / 3) / v
-    assert res.branch_loading_pct[0, 0] == pytest.approx(i_phase / 200 * 100, abs=1e-5)
+    assert res.branch_loading_pct[0, 0] == pytest.approx(i_phase / 200 * 100, rel=1e-6)
 
 
 def test_voltage_controlled_generator_is_refused_by_name() -> None:
