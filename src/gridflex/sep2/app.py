@@ -57,6 +57,8 @@ from envoy_schema.server.schema.sep2.function_set_assignments import (
 from envoy_schema.server.schema.sep2.identification import Link, ListLink
 from envoy_schema.server.schema.sep2.metering_mirror import (
     MirrorMeterReading,
+    MirrorMeterReadingListRequest,
+    MirrorMeterReadingRequest,
     MirrorUsagePoint,
     MirrorUsagePointListResponse,
     MirrorUsagePointRequest,
@@ -78,6 +80,7 @@ from envoy_schema.server.schema.sep2.types import (
     SubscribableType,
     TimeQualityType,
 )
+from lxml import etree  # type: ignore[import-untyped]
 from pydantic_xml import BaseXmlModel
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
@@ -217,6 +220,9 @@ class Sep2App:
         self.sessions: sessionmaker[Session] = session_factory(engine)
         self._scopes: dict[str, tuple[ClientScope, float]] = {}
         self._mmr_refs: dict[tuple[int, str], manager.MeterReadingRef] = {}
+        self._derc_cache: dict[tuple[str, str, bytes, bool], tuple[Any, dt.datetime, bytes]] = {}
+        """Rendered DERControlLists: key → (control generation, valid until, body)."""
+        self._mup_owners: dict[int, tuple[Any, float]] = {}
         self.asgi = Starlette(routes=self.routes(), lifespan=self.lifespan)
 
     # -- plumbing --------------------------------------------------------------------------------
@@ -258,6 +264,24 @@ class Sep2App:
             self._scopes.clear()
         self._scopes[lfdi] = (scope, now + ttl)
         return scope
+
+    def _mup_owner(self, session: Session, mup_id: int) -> Any:
+        """:func:`manager.mirror_usage_point_owner`, reused for ``scope_cache_s`` like the
+        certificate scopes: who owns a MirrorUsagePoint changes only with the registry (a DER
+        moved to another aggregator), which this server already applies within that time."""
+        ttl = self.settings.scope_cache_s
+        if ttl <= 0:
+            return manager.mirror_usage_point_owner(session, mup_id)
+        now = time.monotonic()
+        hit = self._mup_owners.get(mup_id)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        owner = manager.mirror_usage_point_owner(session, mup_id)
+        if owner is not None:
+            if len(self._mup_owners) > 200_000:
+                self._mup_owners.clear()
+            self._mup_owners[mup_id] = (owner, now + ttl)
+        return owner
 
     def endpoint(self, fn: Callable[..., Response]) -> Callable[[Request], Any]:
         """Wrap a handler: errors → status codes; the handler runs in a worker thread."""
@@ -624,15 +648,22 @@ class Sep2App:
         )
 
     def _derc_list_fast(self, request: Request, *, active_only: bool) -> Response | None:
-        """The polling hot path: two entity-free queries when nothing needs publishing and the
+        """The polling hot path: one entity-free query when nothing needs publishing and the
         program is one this worker knows; None sends the request down the full path (which
-        also produces every error answer)."""
-        page = page_of(request)
+        also produces every error answer).
+
+        The rendered list is cached per (client certificate, path, query) with the device's
+        control generation (:func:`manager.device_snapshot`) and the earliest instant any listed
+        control changes status or ends (or the terms controls need topping up): a hit needs
+        both to hold, so a new terms version, an operator control, a cancellation or the clock
+        passing an event boundary is visible on the next poll, in every worker process (the
+        generation is read from the database on every request, like the access check).
+        """
         now = self.now()
         edev_id = request.path_params["edev_id"]
         derp_id = request.path_params["derp_id"]
         with self.transaction(request) as (session, scope):
-            snap = manager.device_snapshot(session, edev_id)
+            snap = manager.device_snapshot(session, edev_id, derp_id)
             if snap is None or snap.is_aggregator or not manager.may_access(scope, snap):
                 return None
             if isinstance(scope, DeviceScope) and scope.der_id is not None and snap.der_id is None:
@@ -642,22 +673,41 @@ class Sep2App:
                 return None
             if prog.key == manager.SITE_PROGRAM_KEY and manager.needs_publish(snap, now):
                 return None
+            key = (scope.lfdi, request.url.path, request.scope["query_string"], active_only)
+            generation = (
+                snap.terms_version,
+                snap.published_terms_version,
+                snap.published_until,
+                snap.n_controls,
+                snap.max_control_id,
+                snap.sum_control_version,
+            )
+            hit = self._derc_cache.get(key)
+            if hit is not None and hit[0] == generation and now < hit[1]:
+                return Response(hit[2], media_type=sepxml.CONTENT_TYPE)
+            page = page_of(request)
             rows = manager.listed_control_rows(
                 session, edev_id, derp_id, now, active_only=active_only
             )
+        valid_until = _next_change(rows, now, snap.published_until)
         if page.after is not None:
             rows = [r for r in rows if r.start >= page.after]
         shown = rows[page.start : page.start + page.limit]
         items = [self._derc_model(snap, c, now) for c in shown]
-        return self.xml(
+        body = sepxml.render(
             der_schema.DERControlListResponse(
                 href=request.url.path,
                 all_=len(rows),
                 results=len(items),
                 subscribable=SUB,
                 DERControl=items,
-            )
+            ),
+            csip_aus_ns=self.settings.csip_aus_ns,
         )
+        if len(self._derc_cache) > 100_000:  # bound the memory of a long-running worker
+            self._derc_cache.clear()
+        self._derc_cache[key] = (generation, valid_until, body)
+        return Response(body, media_type=sepxml.CONTENT_TYPE)
 
     def get_derc_list(self, request: Request, _body: bytes) -> Response:
         fast = self._derc_list_fast(request, active_only=False)
@@ -905,30 +955,17 @@ class Sep2App:
 
     def post_mmr(self, request: Request, body: bytes) -> Response:
         root = sepxml.parse_tree(body, max_bytes=self.settings.max_xml_bytes)
-        from lxml import etree  # type: ignore[import-untyped]
-
-        local = etree.QName(root).localname
-        if local == "MirrorMeterReadingList":
-            from envoy_schema.server.schema.sep2.metering_mirror import (
-                MirrorMeterReadingListRequest,
-            )
-
-            lst = sepxml.parse(
-                MirrorMeterReadingListRequest, body, max_bytes=self.settings.max_xml_bytes
-            )
+        if etree.QName(root).localname == "MirrorMeterReadingList":
+            lst = sepxml.model_from_tree(MirrorMeterReadingListRequest, root)
             mmrs = list(lst.mirrorMeterReadings or [])
         else:
-            from envoy_schema.server.schema.sep2.metering_mirror import MirrorMeterReadingRequest
-
-            mmrs = [
-                sepxml.parse(MirrorMeterReadingRequest, body, max_bytes=self.settings.max_xml_bytes)
-            ]
+            mmrs = [sepxml.model_from_tree(MirrorMeterReadingRequest, root)]
         mup_id = request.path_params["mup_id"]
         inputs = [_meter_reading_input(m) for m in mmrs]
         now = self.now()
         refs = [self._mmr_refs.get((mup_id, d.mrid.lower())) for d in inputs]
         with self.transaction(request) as (session, scope):
-            owner = manager.mirror_usage_point_owner(session, mup_id)
+            owner = self._mup_owner(session, mup_id)
             fast = owner is not None and manager.may_access(scope, owner)
             if fast and all(
                 r is not None and r.accepts(d) for r, d in zip(refs, inputs, strict=True)
@@ -1050,6 +1087,25 @@ class Sep2App:
                     log.exception("notification round failed")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.settings.notify_interval_s)
+
+
+def _next_change(
+    rows: list[Any], now: dt.datetime, published_until: dt.datetime | None
+) -> dt.datetime:
+    """The earliest instant after ``now`` at which a listed control's EventStatus, dateTime or
+    presence changes (its start, end, cancellation or supersession), or the terms controls need
+    topping up: a rendered list is exact until then."""
+    edges = [dt.datetime.max.replace(tzinfo=dt.UTC)]
+    if published_until is not None:
+        edges.append(published_until - schedule.REFILL_BELOW)
+    for c in rows:
+        edges.append(c.start)
+        edges.append(c.start + dt.timedelta(seconds=c.duration_s))
+        if c.cancelled_at is not None:
+            edges.append(c.cancelled_at)
+        if c.superseded_at is not None:
+            edges.append(c.superseded_at)
+    return min((e for e in edges if e > now), default=now)
 
 
 def _meter_reading_input(m: MirrorMeterReading) -> manager.MeterReadingInput:

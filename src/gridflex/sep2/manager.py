@@ -401,6 +401,7 @@ def publish_terms_controls(session: Session, edev: EndDevice, now: dt.datetime) 
             end = c.start + dt.timedelta(seconds=c.duration_s)
             if c.start > now:
                 c.cancelled_at = now
+                c.version += 1
             elif end > now:
                 superseding_running = c
         start = now.replace(microsecond=0)
@@ -429,6 +430,7 @@ def publish_terms_controls(session: Session, edev: EndDevice, now: dt.datetime) 
     if superseding_running is not None and created:
         superseding_running.superseded_at = created[0].start
         superseding_running.superseded_by_id = created[0].id
+        superseding_running.version += 1
     edev.published_until = end
     edev.published_terms_version = version
     session.flush()
@@ -880,27 +882,41 @@ def mirror_usage_point_owner(session: Session, mup_id: int) -> Any:
     ).first()
 
 
-def device_snapshot(session: Session, edev_id: int) -> Any:
+def device_snapshot(session: Session, edev_id: int, derp_id: int | None = None) -> Any:
     """The EndDevice fields the DERControlList hot path needs plus its newest terms version, in
-    one query without loading entities; None when absent."""
+    one query without loading entities; None when absent.
+
+    With ``derp_id`` the row also carries the program's control generation for this device:
+    ``n_controls``, ``max_control_id`` and ``sum_control_version``. Every write to a device's
+    controls changes one of them (a new control raises the count and the largest id, a removed one
+    lowers the count, a cancellation or supersession increments the row's ``version``), so a
+    rendered DERControlList cached with these values is still the stored state when they match.
+    """
     terms_version = (
         select(func.max(ConnectionTermsRow.version))
         .join(Der, Der.connection_id == ConnectionTermsRow.connection_id)
         .where(Der.id == EndDevice.der_id)
         .scalar_subquery()
     )
-    return session.execute(
-        select(
-            EndDevice.id,
-            EndDevice.lfdi,
-            EndDevice.aggregator_id,
-            EndDevice.is_aggregator,
-            EndDevice.der_id,
-            EndDevice.published_until,
-            EndDevice.published_terms_version,
-            terms_version.label("terms_version"),
-        ).where(EndDevice.id == edev_id)
-    ).first()
+    cols: list[Any] = [
+        EndDevice.id,
+        EndDevice.lfdi,
+        EndDevice.aggregator_id,
+        EndDevice.is_aggregator,
+        EndDevice.der_id,
+        EndDevice.published_until,
+        EndDevice.published_terms_version,
+        terms_version.label("terms_version"),
+    ]
+    if derp_id is not None:
+        mine = (DerControl.end_device_id == EndDevice.id, DerControl.der_program_id == derp_id)
+        for label, agg in (
+            ("n_controls", func.count(DerControl.id)),
+            ("max_control_id", func.max(DerControl.id)),
+            ("sum_control_version", func.sum(DerControl.version)),
+        ):
+            cols.append(select(agg).where(*mine).scalar_subquery().label(label))
+    return session.execute(select(*cols).where(EndDevice.id == edev_id)).first()
 
 
 def needs_publish(snapshot: Any, now: dt.datetime) -> bool:

@@ -108,7 +108,11 @@ def _to_model_namespace(root: etree._Element) -> None:
 
 def parse(model: type[M], body: bytes, *, max_bytes: int = DEFAULT_MAX_XML_BYTES) -> M:
     """Parse and validate a request body as ``model`` (an envoy-schema pydantic-xml model)."""
-    root = parse_tree(body, max_bytes=max_bytes)
+    return model_from_tree(model, parse_tree(body, max_bytes=max_bytes))
+
+
+def model_from_tree(model: type[M], root: etree._Element) -> M:
+    """Validate a tree from :func:`parse_tree` as ``model`` (no second parse of the bytes)."""
     expected = model.__xml_tag__ or model.__name__
     local = etree.QName(root).localname
     namespace = etree.QName(root).namespace
