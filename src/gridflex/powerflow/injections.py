@@ -565,3 +565,72 @@ def injection_rhs_for(
         out,
     )
     return out
+
+
+@nb.njit(cache=True, nogil=True)
+def _power_kernel(
+    v: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    model: np.ndarray,
+    vb: np.ndarray,
+    vlow: np.ndarray,
+    v95: np.ndarray,
+    v105: np.ndarray,
+    vminpu: np.ndarray,
+    vmaxpu: np.ndarray,
+    cvrw: np.ndarray,
+    cvrv: np.ndarray,
+    varbase: np.ndarray,
+    w: np.ndarray,
+    var: np.ndarray,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    n_nodes, k = v.shape
+    for j in range(a.shape[0]):
+        ia = a[j]
+        ib = b[j]
+        for c in range(k):
+            va = v[ia, c] if ia < n_nodes else 0j
+            vbb = v[ib, c] if ib < n_nodes else 0j
+            vd = va - vbb
+            cur = _current(
+                vd,
+                model[j],
+                vb[j],
+                vlow[j],
+                v95[j],
+                v105[j],
+                vminpu[j],
+                vmaxpu[j],
+                cvrw[j],
+                cvrv[j],
+                varbase[j],
+                w[j, c],
+                var[j, c],
+            )
+            out[j, c] = (vd * cur.conjugate()).real
+
+
+def injector_power_w(inj: Injectors, v: ComplexArray, w: FloatArray, var: FloatArray) -> FloatArray:
+    """Active power absorbed by each injector phase (n x k), watts (PV: negative)."""
+    out = np.empty((inj.n, v.shape[1]))
+    _power_kernel(
+        np.ascontiguousarray(v),
+        inj.a,
+        inj.b,
+        inj.model,
+        inj.v_base_v,
+        inj.v_low_v,
+        inj.v_min_v,
+        inj.v_max_v,
+        inj.vminpu,
+        inj.vmaxpu,
+        inj.cvr_watts,
+        inj.cvr_vars,
+        inj.var_base,
+        np.ascontiguousarray(w),
+        np.ascontiguousarray(var),
+        out,
+    )
+    return out

@@ -59,6 +59,7 @@ from gridflex.powerflow.injections import (
     Injectors,
     build_injectors,
     injection_rhs_for,
+    injector_power_w,
     phase_currents,
     shape_multipliers,
 )
@@ -713,12 +714,10 @@ class _Recorder:
             self.src_p[cols] = s.real / 1000.0
             self.src_q[cols] = s.imag / 1000.0
         # consumption by loads and PV output
-        vd = _vd(prob, v)
-        cur = phase_currents(prob.inj, vd, w, var)
-        s_inj = vd * np.conj(cur)  # power absorbed per injector phase
-        p_load = s_inj[~prob.inj.is_pv].real.sum(axis=0)
+        p_inj = injector_power_w(prob.inj, v, w, var)  # absorbed per injector phase
+        p_load = p_inj[~prob.inj.is_pv].sum(axis=0)
         if len(net.pv):
-            p_pv_phase = -s_inj[prob.inj.is_pv].real
+            p_pv_phase = -p_inj[prob.inj.is_pv]
             pv_p = np.zeros((len(net.pv), v.shape[1]))
             np.add.at(pv_p, prob.inj.element[prob.inj.is_pv], p_pv_phase)
             self.pv_p[cols] = pv_p.T / 1000.0
