@@ -212,6 +212,11 @@ def main(argv: list[str] | None = None) -> int:
         default="best",
         help="OpenDSS way(s) to run the year; best = both, the faster counts",
     )
+    parser.add_argument(
+        "--tools",
+        default="opendss,gridflex",
+        help="which side(s) to run: opendss, gridflex or both (default both, side by side)",
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="per run, seconds")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--worker", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -243,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     if any(m not in MODES for m in modes):
         parser.error("--controls takes frozen, active or frozen,active")
     methods = ("native", "loop") if args.opendss_method == "best" else (args.opendss_method,)
+    tools = {t.strip() for t in args.tools.split(",") if t.strip()}
+    if not tools or tools - {"opendss", "gridflex"}:
+        parser.error("--tools takes opendss, gridflex or opendss,gridflex")
+    if "opendss" not in tools:
+        methods = ()
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="gridflex-bench-") as tmp:
@@ -263,8 +273,11 @@ def main(argv: list[str] | None = None) -> int:
                     if "error" not in r and (not peer or r["solve_s"] < peer["solve_s"]):
                         peer = r
                 out = Path(tmp) / f"{key}_{mode}"
-                gf = _run_worker(["gridflex", str(master), str(args.hours), gf_mode,
-                                  str(spec.max_control_iter), str(out)], args.timeout)  # fmt: skip
+                gf: dict[str, Any] = {"error": "not run (--tools)"}
+                if "gridflex" in tools:
+                    cmd = ["gridflex", str(master), str(args.hours), gf_mode,
+                           str(spec.max_control_iter), str(out)]  # fmt: skip
+                    gf = _run_worker(cmd, args.timeout)
                 row = {"feeder": spec.label, "key": key, "controls": mode, "hours": args.hours,
                        "opendss": peer, "opendss_tried": tried, "gridflex": gf}  # fmt: skip
                 rows.append(row)
@@ -279,9 +292,11 @@ def _print_row(row: dict[str, Any]) -> None:
     p, g = row["opendss"], row["gridflex"]
     msg = f"{row['feeder']} [{row['controls']}]: "
     if "error" in g:
-        msg += f"gridflex failed: {g['error']}"
+        msg += f"gridflex: {g['error']}"
+        if p:
+            msg += f"; OpenDSS ({p['method']}) solve {p['solve_s']:.2f} s"
     elif not p:
-        msg += f"OpenDSS failed: {row['opendss_tried']}"
+        msg += f"gridflex solve {g['solve_s']:.2f} s; OpenDSS: {row['opendss_tried'] or 'not run'}"
     else:
         msg += (
             f"OpenDSS ({p['method']}) solve {p['solve_s']:.2f} s, gridflex solve "
@@ -301,9 +316,13 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     print("-" * len(head))
     for row in rows:
         p, g = row["opendss"], row["gridflex"]
-        if "error" in g or not p:
-            print(f"{row['feeder']:30} {row['controls']:8} failed: {g.get('error') or 'OpenDSS'}")
+        if "error" in g and not p:
+            print(f"{row['feeder']:30} {row['controls']:8} no result: {g['error']}")
             continue
+        # one side may be missing (--tools, a failure): its cells read "-"
+        p = p or dict.fromkeys(("solve_s", "end_to_end_s", "peak_rss_mb"))
+        if "error" in g:
+            g = {"nodes": "-", **dict.fromkeys(("solve_s", "end_to_end_s", "peak_rss_mb"))}
         print(
             f"{row['feeder']:30} {row['controls']:8} {g['nodes']:>6} | "
             f"{_fmt(p['solve_s']):>13} {_fmt(g['solve_s']):>14} "
