@@ -124,9 +124,19 @@ class BranchTable:
     rating_normal_a: FloatArray  # OpenDSS normamps (0 = unrated)
     rating_emerg_a: FloatArray  # OpenDSS emergamps (0 = unrated)
     bus_names: list[list[str]]  # per terminal, lower-case bus name without node suffix
+    #: per terminal, its rated current as a multiple of the element's rating (OpenDSS gives a
+    #: transformer's normamps/emergamps at winding 1; winding w carries kVA_w/kV_w over
+    #: kVA_1/kV_1 times that). Ones for lines. Loading compares each terminal to its own rating.
+    terminal_rating_scale: list[FloatArray] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def rating_scale(self, b: int) -> FloatArray:
+        """Per-terminal rating multipliers of branch ``b`` (ones when not recorded)."""
+        if b < len(self.terminal_rating_scale):
+            return self.terminal_rating_scale[b]
+        return np.ones(int(self.n_terms[b]))
 
     def index(self, name: str) -> int:
         """Row of branch ``class.name`` (case-insensitive)."""

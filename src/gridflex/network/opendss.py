@@ -213,6 +213,7 @@ def load_opendss(master: str | Path) -> Network:
     br_norm: list[float] = []
     br_emerg: list[float] = []
     br_buses: list[list[str]] = []
+    br_scale: list[np.ndarray] = []
     cap_names: list[str] = []
     pd = circuit.PDElements
     i = pd.First
@@ -234,6 +235,7 @@ def load_opendss(master: str | Path) -> Network:
                 br_norm.append(float(e.NormalAmps))
                 br_emerg.append(float(e.EmergAmps))
                 br_buses.append([str(b).split(".")[0].lower() for b in e.BusNames])
+                br_scale.append(_terminal_rating_scale(circuit, full, int(e.NumTerminals)))
                 if full not in reg_transformers:
                     fixed_parts.append((refs, y))
         i = pd.Next
@@ -299,6 +301,7 @@ def load_opendss(master: str | Path) -> Network:
         rating_normal_a=np.array(br_norm),
         rating_emerg_a=np.array(br_emerg),
         bus_names=br_buses,
+        terminal_rating_scale=br_scale,
     )
 
     loadshapes = _read_loadshapes(circuit)
@@ -335,6 +338,23 @@ def load_opendss(master: str | Path) -> Network:
     )
     check_connected(net)
     return net
+
+
+def _terminal_rating_scale(circuit: Any, full: str, n_terms: int) -> np.ndarray:
+    """Rated current of each terminal relative to terminal 1 (transformers: kVA_w / kV_w)."""
+    if not full.startswith("transformer.") or n_terms < 2:
+        return np.ones(n_terms)
+    xf = circuit.Transformers
+    xf.Name = full.split(".", 1)[1]
+    rated = []
+    for w in range(1, n_terms + 1):
+        xf.Wdg = w
+        kv = float(xf.kV)
+        rated.append(float(xf.kVA) / kv if kv > 0 else 0.0)
+    circuit.SetActiveElement(full)  # keep the PD iterator's element active
+    if rated[0] <= 0 or min(rated) <= 0:
+        return np.ones(n_terms)
+    return np.asarray(rated) / rated[0]
 
 
 def _all_props(circuit: Any) -> list[str]:

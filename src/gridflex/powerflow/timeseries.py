@@ -641,7 +641,9 @@ class _Recorder:
                 [np.arange(t_ * nc, t_ * nc + nph) for t_ in range(int(br.n_terms[k]))]
             )
             keep = refs >= 0
-            sub = y[np.ix_(sel, np.flatnonzero(keep))]
+            # each terminal against its own rated current
+            scale = np.repeat(br.rating_scale(k), nph)
+            sub = y[np.ix_(sel, np.flatnonzero(keep))] / scale[:, None]
             rr, cc = np.meshgrid(np.arange(sel.size) + r0, refs[keep], indexing="ij")
             rows.append(rr.ravel())
             cols.append(cc.ravel())
@@ -689,7 +691,8 @@ class _Recorder:
             sel = np.concatenate(
                 [np.arange(t_ * nc, t_ * nc + nph) for t_ in range(int(br.n_terms[b]))]
             )
-            i_rows[self.row_start[b] : self.row_start[b] + sel.size] = np.abs(it[sel])
+            scale = np.repeat(br.rating_scale(b), nph)[:, None]
+            i_rows[self.row_start[b] : self.row_start[b] + sel.size] = np.abs(it[sel]) / scale
             w_ = int(reg.winding[r])
             term = slice((w_ - 1) * nc, w_ * nc)
             p_into = np.sum((vt[term] * np.conj(it[term])).real, axis=0)
