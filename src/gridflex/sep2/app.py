@@ -21,6 +21,7 @@ keep those at or after it). ``all`` is the list's size, ``results`` the items re
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import datetime as dt
 import logging
@@ -106,6 +107,7 @@ from gridflex.sep2.persistence import DerControl, EndDevice
 from gridflex.sep2.persistence import MirrorUsagePoint as MupRow
 from gridflex.sep2.persistence import Notification as NotificationRow
 from gridflex.sep2.persistence import Subscription as SubscriptionRow
+from gridflex.sep2.writer import ReadingWriter
 
 log = logging.getLogger("gridflex.sep2.app")
 
@@ -142,6 +144,10 @@ class Sep2Settings:
     """How long a certificate's resolved scope is reused (s). A registry change of who owns a
     certificate (a DER moved to another aggregator, an aggregator removed) takes effect within
     this time; 0 resolves on every request."""
+    group_commit: bool = True
+    """Store routine telemetry POSTs of one worker in shared transactions (one commit, one WAL
+    flush for all the POSTs that arrive while the previous commit runs); each POST is answered
+    only after its readings are committed (:mod:`gridflex.sep2.writer`)."""
     handler_threads: int = 8
     """Threads per worker process running handlers (when not inline)."""
     inline_handlers: bool = False
@@ -177,6 +183,14 @@ def _watts(w: float | None) -> ActivePower | None:
 def watts_of(p: ActivePower | None) -> float | None:
     """The W of an ActivePower (value × 10^multiplier)."""
     return None if p is None else p.value * 10.0**p.multiplier
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A handler's answer to send once ``future`` completes (its error, if any, is the answer)."""
+
+    future: concurrent.futures.Future[None]
+    response: Response
 
 
 # ---- paging -------------------------------------------------------------------------------------
@@ -223,6 +237,7 @@ class Sep2App:
         self._derc_cache: dict[tuple[str, str, bytes, bool], tuple[Any, dt.datetime, bytes]] = {}
         """Rendered DERControlLists: key → (control generation, valid until, body)."""
         self._mup_owners: dict[int, tuple[Any, float]] = {}
+        self.writer = ReadingWriter(engine)
         self.asgi = Starlette(routes=self.routes(), lifespan=self.lifespan)
 
     # -- plumbing --------------------------------------------------------------------------------
@@ -292,9 +307,11 @@ class Sep2App:
         async def run(request: Request) -> Response:
             body = await request.body() if request.method in ("POST", "PUT") else b""
             try:
-                if inline:
-                    return fn(request, body)
-                return await run_in_threadpool(fn, request, body)
+                result = fn(request, body) if inline else await run_in_threadpool(fn, request, body)
+                if isinstance(result, Deferred):
+                    await asyncio.wrap_future(result.future)
+                    return result.response
+                return result
             except sepxml.XmlRejectedError as exc:
                 return self.error(exc.status, str(exc), 0)
             except PermissionDeniedError as exc:
@@ -964,24 +981,41 @@ class Sep2App:
         inputs = [_meter_reading_input(m) for m in mmrs]
         now = self.now()
         refs = [self._mmr_refs.get((mup_id, d.mrid.lower())) for d in inputs]
+        items: list[tuple[int, int, tuple[manager.ReadingInput, ...]]] = []
         with self.transaction(request) as (session, scope):
             owner = self._mup_owner(session, mup_id)
             fast = owner is not None and manager.may_access(scope, owner)
+            if fast:  # a worker's first post of this reading: its metadata in one query
+                refs = [
+                    r if r is not None else manager.meter_reading_ref(session, mup_id, d.mrid)
+                    for r, d in zip(refs, inputs, strict=True)
+                ]
             if fast and all(
                 r is not None and r.accepts(d) for r, d in zip(refs, inputs, strict=True)
             ):
                 # routine telemetry: readings only, metadata unchanged
                 for r, d in zip(refs, inputs, strict=True):
                     assert r is not None
-                    manager.upsert_readings(session, r.id, d.power_of_ten, d.readings, now)
+                    items.append((r.id, d.power_of_ten, d.readings))
+                    self._remember_mmr(mup_id, d.mrid, r)
+                if not self.settings.group_commit:
+                    for mmr_id, p10, readings in items:
+                        manager.upsert_readings(session, mmr_id, p10, readings, now)
             else:
                 mup = manager.get_mirror_usage_point(session, scope, mup_id)
                 for d in inputs:
                     ref = manager.add_meter_reading(session, mup, d, now)
-                    if len(self._mmr_refs) > 200_000:
-                        self._mmr_refs.clear()
-                    self._mmr_refs[(mup_id, d.mrid.lower())] = ref
-        return Response(status_code=201, headers={"Location": f"/mup/{mup_id}"})
+                    self._remember_mmr(mup_id, d.mrid, ref)
+        created = Response(status_code=201, headers={"Location": f"/mup/{mup_id}"})
+        if items and self.settings.group_commit:
+            # answered once the writer has committed the readings (never before)
+            return Deferred(self.writer.submit(items, now), created)  # type: ignore[return-value]
+        return created
+
+    def _remember_mmr(self, mup_id: int, mrid: str, ref: manager.MeterReadingRef) -> None:
+        if len(self._mmr_refs) > 200_000:  # bound the memory of a long-running worker
+            self._mmr_refs.clear()
+        self._mmr_refs[(mup_id, mrid.lower())] = ref
 
     # -- notifications ---------------------------------------------------------------------------
     def _notification(self, session: Session, note: NotificationRow, sub: SubscriptionRow) -> bytes:
@@ -1069,6 +1103,7 @@ class Sep2App:
         try:
             yield
         finally:
+            await asyncio.get_running_loop().run_in_executor(None, self.writer.close)
             if task is not None:
                 stop.set()
                 try:

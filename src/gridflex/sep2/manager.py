@@ -18,9 +18,9 @@ import logging
 import secrets
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, Select, func, select
+from sqlalchemy import Engine, Select, Table, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -840,16 +840,14 @@ def add_meter_reading(
     )  # fmt: skip
 
 
-def upsert_readings(
-    session: Session,
+def reading_rows(
     meter_reading_id: int,
     power_of_ten: int,
     readings: tuple[ReadingInput, ...],
     now: dt.datetime,
-) -> int:
-    """Store readings of one MirrorMeterReading; returns how many the document carried."""
-    if not readings:
-        return 0
+) -> list[dict[str, Any]]:
+    """Parameter rows of :func:`reading_upsert` for one MirrorMeterReading's readings (a repeated
+    start inside one document: the last one wins)."""
     scale = 10.0**power_of_ten
     rows = {
         r.time_start: {
@@ -862,9 +860,40 @@ def upsert_readings(
             "received_at": now,
         }
         for r in readings
-    }  # a repeated start inside one document: the last one wins
-    session.execute(_reading_upsert(session.get_bind().dialect.name), list(rows.values()))
-    return len(rows)
+    }
+    return list(rows.values())
+
+
+def reading_upsert(session: Session) -> Any:
+    """The compiled-once reading upsert of the session's database."""
+    return _reading_upsert(session.get_bind().dialect.name)
+
+
+def upsert_readings(
+    session: Session,
+    meter_reading_id: int,
+    power_of_ten: int,
+    readings: tuple[ReadingInput, ...],
+    now: dt.datetime,
+) -> int:
+    """Store readings of one MirrorMeterReading; returns how many the document carried."""
+    params = reading_rows(meter_reading_id, power_of_ten, readings, now)
+    if params:
+        session.execute(reading_upsert(session), params[0] if len(params) == 1 else params)
+    return len(params)
+
+
+def meter_reading_ref(session: Session, mup_id: int, mrid: str) -> MeterReadingRef | None:
+    """The stored metadata of a MirrorMeterReading as a :class:`MeterReadingRef` (one query, no
+    entity); None when the MirrorUsagePoint has no reading with this mRID yet."""
+    m = MirrorMeterReading
+    row = session.execute(
+        select(
+            m.id, m.power_of_ten, m.description, m.uom, m.kind, m.flow_direction, m.phase,
+            m.data_qualifier, m.interval_length_s,
+        ).where(m.usage_point_id == mup_id, m.mrid == mrid.lower())
+    ).first()  # fmt: skip
+    return None if row is None else MeterReadingRef(*row)
 
 
 def mirror_usage_point_owner(session: Session, mup_id: int) -> Any:
@@ -969,7 +998,8 @@ def _reading_upsert(dialect: str) -> Any:
     compiled form is cached (a re-posted interval replaces the stored value: clients re-send
     after a lost answer)."""
     insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert_fn(Reading)
+    # the Table, not the mapped class: a Core insert skips the ORM's bulk-persistence layer
+    stmt = insert_fn(cast(Table, Reading.__table__))
     return stmt.on_conflict_do_update(
         index_elements=["meter_reading_id", "time_start"],
         set_={
