@@ -46,9 +46,20 @@ def pascal_round(x: float) -> int:
 def regulator_pending_taps(net: Network, r: int, v: ComplexArray, tap_pos: int) -> int:
     """Tap change (in steps, signed) RegControl ``r`` asks for; 0 when in band or blocked.
 
+    One step of :func:`regulator_pending_batch`.
+    """
+    return int(regulator_pending_batch(net, r, v[:, None], tap_pos)[0])
+
+
+def regulator_pending_batch(
+    net: Network, r: int, v: ComplexArray, tap_pos: int
+) -> npt.NDArray[np.int64]:
+    """Tap changes RegControl ``r`` asks for at each column of ``v`` (N x k), all at ``tap_pos``.
+
     Implements ``TRegControlObj.Sample`` (forward direction, no reverse/cogen mode): the
     monitored winding voltage / PT ratio, line-drop compensation ``(R + jX) * I / CTprim``, the
-    band test ``|Vreg - V| > band / 2`` and ``Round(boost / increment)``.
+    band test ``|Vreg - V| > band / 2``, ``vlimit`` and ``Round(boost / increment)``; 0 where the
+    tap cannot move that way.
     """
     reg = net.regulators
     b = reg.branch_idx[r]
@@ -56,10 +67,13 @@ def regulator_pending_taps(net: Network, r: int, v: ComplexArray, tap_pos: int) 
     nc = int(net.branches.n_conds[b])
     nph = int(net.branches.n_phases[b])
     w = int(reg.winding[r])
-    vt = _v(v, refs)
+    k = v.shape[1]
+    vt = np.zeros((refs.size, k), dtype=complex)
+    ok = refs >= 0
+    vt[ok] = v[refs[ok]]
     term = vt[(w - 1) * nc : w * nc]
     if reg.winding_delta[r] and nph > 1:
-        vw = np.array([term[i] - term[(i + 1) % nph] for i in range(nph)])
+        vw = term[:nph] - np.roll(term[:nph], -1, axis=0)
     else:
         vw = term[:nph] - term[nph] if nc > nph else term[:nph].copy()
     mon = reg.monitored_node_idx[r]
@@ -68,35 +82,36 @@ def regulator_pending_taps(net: Network, r: int, v: ComplexArray, tap_pos: int) 
     ptr = reg.pt_ratio[r]
     setting = int(reg.pt_phase[r])
     mags = np.abs(vw)
+    cols = np.arange(k)
     if setting == 0:  # MAX
-        ph = int(np.argmax(mags))
+        ph = np.argmax(mags, axis=0)
     elif setting == -1:  # MIN
-        ph = int(np.argmin(mags))
+        ph = np.argmin(mags, axis=0)
     else:
-        ph = min(max(setting, 1), vw.size) - 1
-    vcontrol = vw[ph] / ptr
-    vlocal = abs(vcontrol)
+        ph = np.full(k, min(max(setting, 1), vw.shape[0]) - 1)
+    vcontrol = vw[ph, cols] / ptr
+    vlocal = np.abs(vcontrol)
     if reg.r_ldc_v[r] != 0.0 or reg.x_ldc_v[r] != 0.0:
         y = reg.y_prim_by_tap[r][tap_pos - reg.tap_min[r]]
         i_cond = y @ vt
-        ildc = i_cond[nc * (w - 1) + ph] / reg.ct_primary_a[r]
+        ildc = i_cond[nc * (w - 1) + ph, cols] / reg.ct_primary_a[r]
         vcontrol = vcontrol + complex(reg.r_ldc_v[r], reg.x_ldc_v[r]) * ildc
-    vactual = abs(vcontrol)
+    vactual = np.abs(vcontrol)
     vreg = reg.vreg_v[r]
-    need = abs(vreg - vactual) > reg.band_v[r] / 2.0
+    need = np.abs(vreg - vactual) > reg.band_v[r] / 2.0
     vboost = vreg - vactual
-    if reg.vlimit_v[r] > 0 and vlocal > reg.vlimit_v[r]:
-        need = True
-        vboost = reg.vlimit_v[r] - vlocal
-    if not need or reg.max_tap_change[r] == 0:
-        return 0
+    if reg.vlimit_v[r] > 0:
+        over = vlocal > reg.vlimit_v[r]
+        need |= over
+        vboost = np.where(over, reg.vlimit_v[r] - vlocal, vboost)
+    if reg.max_tap_change[r] == 0:
+        return np.zeros(k, dtype=np.int64)
     boost_pu = vboost * ptr / reg.winding_base_v[r]
-    steps = pascal_round(boost_pu / reg.tap_step_pu[r])
-    if steps > 0 and tap_pos >= reg.tap_max[r]:
-        return 0
-    if steps < 0 and tap_pos <= reg.tap_min[r]:
-        return 0
-    return steps
+    steps = np.rint(boost_pu / reg.tap_step_pu[r]).astype(np.int64)  # Pascal Round
+    steps = np.where(need, steps, 0)
+    steps = np.where((steps > 0) & (tap_pos >= reg.tap_max[r]), 0, steps)
+    steps = np.where((steps < 0) & (tap_pos <= reg.tap_min[r]), 0, steps)
+    return np.asarray(steps, dtype=np.int64)
 
 
 def regulator_tap_after(net: Network, r: int, tap_pos: int, pending_steps: int) -> int:

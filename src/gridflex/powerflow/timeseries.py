@@ -606,9 +606,14 @@ def snapshot_state(net: Network, prob: _Problem | None = None, max_control_iter:
 class _Recorder:
     """Turns solved voltage blocks into the result arrays."""
 
-    def __init__(self, prob: _Problem, t: int, pv_avail_kw: FloatArray) -> None:
+    def __init__(
+        self, prob: _Problem, t: int, pv_avail_kw: FloatArray, flush_cols: int = 256
+    ) -> None:
         net = prob.net
         self.prob = prob
+        self.flush_cols = flush_cols
+        self._buf: list[tuple[IntArray, _Solved, State, FloatArray, FloatArray]] = []
+        self._nbuf = 0
         self.n = prob.n
         br = net.branches
         self.b = len(br)
@@ -657,6 +662,42 @@ class _Recorder:
         self.row_start = np.searchsorted(self.row_branch, np.arange(self.b))
 
     def record(
+        self,
+        cols: IntArray,
+        solved: _Solved,
+        state: State,
+        w: FloatArray,
+        var: FloatArray,
+    ) -> None:
+        """Queue solved steps; they are turned into results in batches per control state."""
+        self._buf.append((cols, solved, state, w, var))
+        self._nbuf += int(cols.size)
+        if self._nbuf >= self.flush_cols:
+            self.flush()
+
+    def flush(self) -> None:
+        """Record every queued step, one batch per distinct control state."""
+        groups: dict[State, list[tuple[IntArray, _Solved, FloatArray, FloatArray]]] = {}
+        for cols, solved, state, w, var in self._buf:
+            groups.setdefault(state, []).append((cols, solved, w, var))
+        for state, items in groups.items():
+            if len(items) == 1:
+                cols, solved, w, var = items[0]
+            else:
+                cols = np.concatenate([it[0] for it in items])
+                solved = _Solved(
+                    v=np.hstack([it[1].v for it in items]),
+                    iterations=np.concatenate([it[1].iterations for it in items]),
+                    converged=np.concatenate([it[1].converged for it in items]),
+                    max_dv_pu=np.concatenate([it[1].max_dv_pu for it in items]),
+                )
+                w = np.hstack([it[2] for it in items])
+                var = np.hstack([it[3] for it in items])
+            self._record(cols, solved, state, w, var)
+        self._buf = []
+        self._nbuf = 0
+
+    def _record(
         self,
         cols: IntArray,
         solved: _Solved,
@@ -814,6 +855,7 @@ def simulate(
         pv_all = _PVState(pv_avail.copy(), pv_avail.copy(), np.zeros_like(pv_avail), inverter)
     n = prob.n
     chunk = int(max(8, min(2048, _CHUNK_BUDGET_BYTES / (16.0 * max(n, 1) * 8))))
+    rec.flush_cols = chunk
     if controls == "off":
         state = snapshot_state(network, prob, max_control_iter)
     else:
@@ -853,8 +895,9 @@ def simulate(
             t = int(cols[-1]) + 1
         else:
             acted_at = -1
+            first = _first_action(prob, state, solved.v)
             for j, col in enumerate(cols):
-                if not _any_action(prob, state, solved.v[:, j]):
+                if j != first:
                     continue
                 # the steps before j keep the present state
                 if j > 0:
@@ -889,6 +932,7 @@ def simulate(
                 window = 1  # actions come in runs: probe the next step alone
         if progress is not None:
             progress(t, steps)
+    rec.flush()
     for k in np.flatnonzero(~rec.converged):
         if not np.isfinite(rec.max_dv[k]):
             cause = "voltages diverged (no finite solution: overload or voltage collapse)"
@@ -1007,6 +1051,25 @@ def _slice(s: _Solved, sl: slice) -> _Solved:
         converged=s.converged[sl],
         max_dv_pu=s.max_dv_pu[sl],
     )
+
+
+def _first_action(prob: _Problem, state: State, v: ComplexArray) -> int:
+    """Index of the first column of ``v`` where any control wants to act (-1: none)."""
+    net = prob.net
+    taps, caps = state
+    k = v.shape[1]
+    first = k
+    for r in range(len(net.regulators)):
+        acts = np.flatnonzero(ctl.regulator_pending_batch(net, r, v[:, :first], taps[r]) != 0)
+        if acts.size:
+            first = int(acts[0])
+    cap = net.capacitors
+    if any(cap.control_type):
+        for j in range(first):
+            for c in range(len(cap)):
+                if cap.control_type[c] and ctl.capacitor_pending(net, c, v[:, j], caps[c]):
+                    return j
+    return first if first < k else -1
 
 
 def _any_action(prob: _Problem, state: State, v: ComplexArray) -> bool:
