@@ -85,6 +85,12 @@ def seed(db_url: str, certs: Path, n_devices: int, n_aggregators: int) -> Fleet:
     now = dt.datetime.now(dt.UTC)
     fleet = Fleet(db_url, certs, [i.name for i in idents])
     summer = ConnectionTerms.seasonal_schedule(summer_kw=6.0, winter_kw=8.0)
+    # the MirrorMeterReading the devices post to, as their MirrorUsagePoint POST declared it
+    # (a fleet in service: the load is routine telemetry, not first registrations)
+    reading_type = manager.MeterReadingInput(
+        mrid=READING_MRID, description="", uom=38, kind=37, flow_direction=1, phase=None,
+        data_qualifier=2, power_of_ten=0, interval_length_s=300, readings=(),
+    )  # fmt: skip
     with session_factory(engine).begin() as s:
         site = registry.add_site(s, name="bench site")
         per = max(1, n_devices // n_aggregators)
@@ -116,7 +122,7 @@ def seed(db_url: str, certs: Path, n_devices: int, n_aggregators: int) -> Fleet:
                 mup, _ = manager.upsert_mirror_usage_point(
                     s, scope, device_lfdi=lfdi, mrid=f"{k:032x}", description="site",
                     role_flags="49", service_category=0, status=1, post_rate_s=300,
-                    meter_readings=(), now=now,
+                    meter_readings=(reading_type,), now=now,
                 )  # fmt: skip
                 fleet.devices[ident.name].append((edev.id, site_derp, mup.id))
     engine.dispose()
@@ -207,10 +213,13 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
+READING_MRID = "0700006CC8000000000000000000ABCD"
+
+
 # ---- load -------------------------------------------------------------------------------------
 def reading_doc(k: int, t: int) -> bytes:
     return (
-        '<MirrorMeterReading xmlns="urn:ieee:std:2030.5:ns"><mRID>0700006CC8000000000000000000ABCD'
+        f'<MirrorMeterReading xmlns="urn:ieee:std:2030.5:ns"><mRID>{READING_MRID}'
         "</mRID><Reading><timePeriod><duration>300</duration>"
         f"<start>{t}</start></timePeriod><value>{k % 5000}</value></Reading><ReadingType>"
         "<dataQualifier>2</dataQualifier><flowDirection>1</flowDirection><intervalLength>300"

@@ -22,6 +22,7 @@ Layers (envoy habit: one job per layer, scope in the types)
   XML in and out, the notifier).
 - :mod:`~gridflex.sep2.ops`: the operator REST API (/ops): publish and cancel DERControls.
 - :mod:`~gridflex.sep2.runner`: what ``gridflex serve`` does (migrations, TLS files, workers).
-- :mod:`~gridflex.sep2.server`: the mutual-TLS HTTP/1.1 server that hands the client certificate
-  to the application (ASGI ``tls`` extension), with worker processes.
+- :mod:`~gridflex.sep2.server`: mutual TLS on uvicorn, with a protocol subclass that hands the
+  client certificate to the application (ASGI ``tls`` extension), and worker processes.
+- :mod:`~gridflex.sep2.writer`: group commits of routine telemetry POSTs.
 """
