@@ -1070,16 +1070,3 @@ def _first_action(prob: _Problem, state: State, v: ComplexArray) -> int:
                 if cap.control_type[c] and ctl.capacitor_pending(net, c, v[:, j], caps[c]):
                     return j
     return first if first < k else -1
-
-
-def _any_action(prob: _Problem, state: State, v: ComplexArray) -> bool:
-    net = prob.net
-    taps, caps = state
-    for r in range(len(net.regulators)):
-        if ctl.regulator_pending_taps(net, r, v, taps[r]) != 0:
-            return True
-    cap = net.capacitors
-    for c in range(len(cap)):
-        if cap.control_type[c] and ctl.capacitor_pending(net, c, v, caps[c]) != ctl.NONE:
-            return True
-    return False
