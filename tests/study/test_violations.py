@@ -151,3 +151,52 @@ def test_limits_file_errors_name_file_and_field(tmp_path: Path) -> None:
     assert (lim.name, lim.undervoltage_pu, lim.thermal_normal_pct, lim.reverse_min_p_kw) == (
         "tight", 0.97, 80.0, -5.0,
     )  # fmt: skip
+
+
+def test_streamed_slices_equal_the_whole_table_and_summary() -> None:
+    from gridflex.powerflow.violations import ViolationSummary, iter_violations
+
+    n = 50
+    rng = np.random.default_rng(3)
+    time = pd.date_range("2026-01-01", periods=n, freq="h", tz="UTC")
+    result = TimeSeriesResult(
+        time=time,
+        node_names=[f"n{i}.1" for i in range(4)],
+        v_pu=0.9 + 0.2 * rng.random((n, 4)),
+        branch_names=["line.a", "line.b"],
+        branch_loading_pct=150 * rng.random((n, 2)),
+        branch_loading_emerg_pct=100 * rng.random((n, 2)),
+        source_p_kw=rng.normal(size=n),
+        source_q_kvar=np.zeros(n),
+        regulator_names=[],
+        regulator_taps=np.zeros((n, 0), dtype=np.int64),
+        regulator_p_kw=np.zeros((n, 0)),
+        capacitor_names=[],
+        capacitor_states=np.zeros((n, 0), dtype=np.int64),
+        losses_kw=np.zeros(n),
+        pv_names=[],
+        pv_available_kw=np.zeros((n, 0)),
+        pv_p_kw=np.zeros((n, 0)),
+        pv_curtailed_kw=np.zeros((n, 0)),
+        e_curtailed_kwh=np.zeros(0),
+        converged=np.ones(n, dtype=bool),
+        iterations=np.ones(n, dtype=np.int64),
+    )
+    whole = find_violations(result)
+    slices = list(iter_violations(result, chunk_values=28))  # 7 steps per slice
+    assert len(slices) == 8
+    joined = pd.concat([s.astype({"element": str, "kind": str}) for s in slices])
+    pd.testing.assert_frame_equal(
+        joined.reset_index(drop=True), whole.astype({"element": str, "kind": str})
+    )
+    summary = ViolationSummary()
+    for s in slices:
+        summary.add(s)
+    d = summary.as_dict()
+    for kind in ("undervoltage", "overvoltage", "thermal_normal", "reverse_power"):
+        sub = whole[whole.kind == kind]
+        assert d[kind]["rows"] == len(sub)
+        assert d[kind]["elements"] == sub["element"].nunique()
+        assert d[kind]["steps"] == sub["time"].nunique()
+    assert d["undervoltage"]["worst"]["value"] == whole[whole.kind == "undervoltage"].value.min()
+    assert d["overvoltage"]["worst"]["value"] == whole[whole.kind == "overvoltage"].value.max()

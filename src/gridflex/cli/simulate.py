@@ -150,7 +150,7 @@ def print_summary(console: Console, run: SimulationRun) -> None:
     )
     console.print(head)
 
-    v = run.violations
+    detail = info["violations_detail"]
     table = Table(title=f"violations ({info['limits']['name']})", title_justify="left")
     for col in ("kind", "rows", "elements", "steps", "worst", "value", "limit"):
         table.add_column(
@@ -159,22 +159,16 @@ def print_summary(console: Console, run: SimulationRun) -> None:
             no_wrap=col == "kind",
             overflow="fold",
         )
-    for kind, count in info["violations"].items():
-        if count == 0:
+    for kind, d in detail.items():
+        worst = d["worst"]
+        if not d["rows"] or worst is None:
             table.add_row(kind, "0", "", "", "", "", "")  # an explicit zero reads better
             continue
-        sub = v[v["kind"] == kind]
-        worst_i = (
-            sub["value"].idxmin()
-            if kind in ("undervoltage", "reverse_power")
-            else sub["value"].idxmax()
-        )
-        worst = sub.loc[worst_i]
         table.add_row(
             kind,
-            f"{count:,}",
-            f"{sub['element'].nunique():,}",
-            f"{sub['time'].nunique():,}",
+            f"{d['rows']:,}",
+            f"{d['elements']:,}",
+            f"{d['steps']:,}",
             str(worst["element"]),
             f"{worst['value']:.4g}",
             f"{worst['limit']:.4g}",

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import time as _time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gridflex.errors import InputError
+from gridflex.powerflow.violations import VIOLATION_COLUMNS
 
 VOLTAGES_FILE = "voltages_pu.parquet"
 BRANCH_LOADING_FILE = "branch_loading.parquet"
@@ -164,14 +165,7 @@ def power_table(result: Any) -> pa.Table:
     return table
 
 
-def write_violations_csv(violations: pd.DataFrame, path: Path) -> None:
-    """Write the violations table with ISO-8601 UTC times (``2016-01-01T00:15:00Z``).
-
-    Millions of rows are normal on a large feeder over a year: times and names are formatted
-    once per distinct value and the CSV is encoded by Arrow's multi-threaded writer.
-    """
-    import pyarrow.csv as pacsv
-
+def _violations_arrow(violations: pd.DataFrame) -> pa.Table:
     def dictionary_take(values: pd.Series) -> pa.Array:
         codes, uniques = pd.factorize(values, sort=False)
         return pa.array(np.asarray(uniques, dtype=object).astype(str), type=pa.string()).take(
@@ -181,7 +175,7 @@ def write_violations_csv(violations: pd.DataFrame, path: Path) -> None:
     times = pd.DatetimeIndex(violations["time"])
     t_codes, t_uniques = pd.factorize(times, sort=False)
     iso = pd.DatetimeIndex(t_uniques).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
-    table = pa.table(
+    return pa.table(
         {
             "time": pa.array(np.asarray(iso, dtype=object), type=pa.string()).take(
                 pa.array(t_codes, type=pa.int64())
@@ -192,25 +186,58 @@ def write_violations_csv(violations: pd.DataFrame, path: Path) -> None:
             "limit": pa.array(violations["limit"].to_numpy(dtype=np.float64)),
         }
     )
-    header = (",".join(table.column_names) + "\n").encode()
-    try:
-        # no quotes unless a value needs them (a name with a comma or a quote is rare)
-        with pa.OSFile(str(path), "wb") as fh:
-            fh.write(header)
-            pacsv.write_csv(table, fh, write_options=pacsv.WriteOptions(
-                include_header=False, quoting_style="none"))  # fmt: skip
-    except pa.ArrowInvalid:
-        with pa.OSFile(str(path), "wb") as fh:
-            fh.write(header)
-            pacsv.write_csv(table, fh, write_options=pacsv.WriteOptions(
-                include_header=False, quoting_style="needed"))  # fmt: skip
+
+
+def write_violations_csv(violations: pd.DataFrame | Iterable[pd.DataFrame], path: Path) -> int:
+    """Write the violations table with ISO-8601 UTC times (``2016-01-01T00:15:00Z``).
+
+    Parameters
+    ----------
+    violations:
+        One table, or consecutive slices of it (``violations.iter_violations``): a year of a
+        large feeder can hold tens of millions of rows, streamed here slice by slice.
+    path:
+        The CSV file.
+
+    Returns
+    -------
+    int
+        Rows written.
+
+    Notes
+    -----
+    Times and names are formatted once per distinct value and each slice is encoded by Arrow's
+    multi-threaded writer; values are quoted only when they need it.
+    """
+    import pyarrow.csv as pacsv
+
+    chunks = [violations] if isinstance(violations, pd.DataFrame) else violations
+    rows = 0
+    with pa.OSFile(str(path), "wb") as fh:
+        fh.write(",".join(VIOLATION_COLUMNS).encode() + b"\n")
+        for chunk in chunks:
+            if not len(chunk):
+                continue
+            table = _violations_arrow(chunk)
+            try:
+                # validate first: quoting_style="none" fails on a name with a comma or quote
+                buf = pa.BufferOutputStream()
+                pacsv.write_csv(table, buf, write_options=pacsv.WriteOptions(
+                    include_header=False, quoting_style="none"))  # fmt: skip
+            except pa.ArrowInvalid:
+                buf = pa.BufferOutputStream()
+                pacsv.write_csv(table, buf, write_options=pacsv.WriteOptions(
+                    include_header=False, quoting_style="needed"))  # fmt: skip
+            fh.write(buf.getvalue())
+            rows += len(chunk)
+    return rows
 
 
 def write_results(
     result: Any,
     out_dir: str | Path,
     *,
-    violations: pd.DataFrame,
+    violations: pd.DataFrame | Iterable[pd.DataFrame],
     run_info: Mapping[str, Any],
 ) -> dict[str, Path]:
     """Write a result's files into ``out_dir`` (created if needed) and ``run.json`` last.
@@ -222,7 +249,8 @@ def write_results(
     out_dir:
         Output folder; existing result files in it are replaced.
     violations:
-        The table from :func:`gridflex.powerflow.violations.find_violations`.
+        The table from :func:`gridflex.powerflow.violations.find_violations`, or its slices from
+        :func:`~gridflex.powerflow.violations.iter_violations` (streamed: bounded memory).
     run_info:
         Everything else for ``run.json``; must hold ``timings`` (a mapping). The writer adds
         ``timings.write_s``, ``layout_version`` and the list of ``files``.

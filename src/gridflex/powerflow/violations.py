@@ -19,8 +19,8 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
@@ -80,10 +80,10 @@ class Limits:
                 f"{self.overvoltage_pu} are not an increasing pair of positive numbers",
                 "give 0 < undervoltage_pu < overvoltage_pu (e.g. 0.95 and 1.05)",
             )
-        for field in ("thermal_normal_pct", "thermal_emergency_pct"):
-            if not getattr(self, field) > 0:
+        for name in ("thermal_normal_pct", "thermal_emergency_pct"):
+            if not getattr(self, name) > 0:
                 raise InputError(
-                    f"limit {field}={getattr(self, field)} must be positive",
+                    f"limit {name}={getattr(self, name)} must be positive",
                     "give a loading limit in percent of the rating (e.g. 100)",
                 )
 
@@ -408,6 +408,113 @@ class _ResultLike(Protocol):
 SOURCE_ELEMENT = "vsource.source"
 
 
+#: Node-steps per chunk when violations are streamed (bounds memory on large feeders).
+CHUNK_VALUES = 20_000_000
+
+
+def _chunk_parts(
+    result: _ResultLike, lim: Limits, source_name: str, time: pd.DatetimeIndex, rows: slice
+) -> list[_Part]:
+    t = time[rows]
+    n = len(time)
+    parts = _voltage_parts(
+        t,
+        list(result.node_names),
+        np.asarray(result.v_pu)[rows],
+        lim.undervoltage_pu,
+        lim.overvoltage_pu,
+    )
+    emerg = result.branch_loading_emerg_pct
+    parts += _thermal_parts(
+        t,
+        list(result.branch_names),
+        np.asarray(result.branch_loading_pct)[rows],
+        None if emerg is None else np.asarray(emerg)[rows],
+        lim.thermal_normal_pct,
+        lim.thermal_emergency_pct,
+    )
+    p_src = np.asarray(result.source_p_kw, dtype=np.float64).reshape(n, -1)[rows, :1]
+    parts.append(_reverse_part(t, [source_name], p_src, lim.reverse_min_p_kw))
+    reg_names = list(result.regulator_names)
+    if reg_names:
+        p_reg = np.asarray(result.regulator_p_kw, dtype=np.float64).reshape(n, -1)[rows]
+        parts.append(_reverse_part(t, reg_names, p_reg, lim.reverse_min_p_kw))
+    return parts
+
+
+def iter_violations(
+    result: _ResultLike,
+    limits: Limits | None = None,
+    *,
+    source_name: str = SOURCE_ELEMENT,
+    chunk_values: int | None = None,
+) -> Iterator[pd.DataFrame]:
+    """The violations of a result as tables of consecutive time slices (same order, same
+    columns as :func:`find_violations`): a year of a large feeder can hold tens of millions of
+    rows, which a writer can stream without holding them all.
+
+    Parameters
+    ----------
+    result, limits, source_name:
+        As :func:`find_violations`.
+    chunk_values:
+        Node-steps per slice (default :data:`CHUNK_VALUES`).
+    """
+    lim = limits if limits is not None else load_limits()
+    time = _as_time_index(result.time)
+    width = max(1, len(result.node_names), len(result.branch_names))
+    steps = max(1, (chunk_values or CHUNK_VALUES) // width)
+    for r0 in range(0, len(time), steps):
+        rows = slice(r0, min(r0 + steps, len(time)))
+        yield _table(time[rows], _chunk_parts(result, lim, source_name, time, rows))
+
+
+@dataclass
+class ViolationSummary:
+    """Per kind: rows, distinct elements, distinct steps and the worst row (streamed)."""
+
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VIOLATION_KINDS, 0))
+    _elements: dict[str, set[str]] = field(default_factory=dict)
+    _steps: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VIOLATION_KINDS, 0))
+    worst: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, chunk: pd.DataFrame) -> None:
+        """Fold one slice (slices are disjoint in time) into the summary."""
+        if not len(chunk):
+            return
+        for kind, sub in chunk.groupby("kind", observed=True):
+            k = str(kind)
+            self.rows[k] += len(sub)
+            self._elements.setdefault(k, set()).update(sub["element"].astype(str).unique())
+            self._steps[k] += int(sub["time"].nunique())
+            # lowest voltage / power is worst for these kinds, highest for the others
+            low = k in ("undervoltage", "reverse_power")
+            values = sub["value"].to_numpy(dtype=np.float64)
+            j = int(np.argmin(values) if low else np.argmax(values))
+            value = float(values[j])
+            best = self.worst.get(k)
+            if best is None or (value < best["value"] if low else value > best["value"]):
+                when = pd.DatetimeIndex(sub["time"]).tz_convert("UTC")[j]
+                self.worst[k] = {
+                    "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "element": str(sub["element"].iloc[j]),
+                    "value": value,
+                    "limit": float(sub["limit"].to_numpy(dtype=np.float64)[j]),
+                }
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        """Per kind: ``rows``, ``elements``, ``steps`` and ``worst`` (None when no row)."""
+        return {
+            k: {
+                "rows": self.rows[k],
+                "elements": len(self._elements.get(k, ())),
+                "steps": self._steps[k],
+                "worst": self.worst.get(k),
+            }
+            for k in VIOLATION_KINDS
+        }
+
+
 def find_violations(
     result: _ResultLike, limits: Limits | None = None, *, source_name: str = SOURCE_ELEMENT
 ) -> pd.DataFrame:
@@ -429,20 +536,4 @@ def find_violations(
     """
     lim = limits if limits is not None else load_limits()
     time = _as_time_index(result.time)
-    parts = _voltage_parts(
-        time, list(result.node_names), result.v_pu, lim.undervoltage_pu, lim.overvoltage_pu
-    )
-    parts += _thermal_parts(
-        time,
-        list(result.branch_names),
-        result.branch_loading_pct,
-        result.branch_loading_emerg_pct,
-        lim.thermal_normal_pct,
-        lim.thermal_emergency_pct,
-    )
-    p_src = np.asarray(result.source_p_kw, dtype=np.float64).reshape(len(time), -1)[:, :1]
-    parts.append(_reverse_part(time, [source_name], p_src, lim.reverse_min_p_kw))
-    reg_names = list(result.regulator_names)
-    if reg_names:
-        parts.append(_reverse_part(time, reg_names, result.regulator_p_kw, lim.reverse_min_p_kw))
-    return _table(time, parts)
+    return _table(time, _chunk_parts(result, lim, source_name, time, slice(0, len(time))))

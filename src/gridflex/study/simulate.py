@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import platform
 import time as _time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -217,12 +217,16 @@ def resolve_steps(
 
 @dataclass
 class SimulationRun:
-    """What :func:`run_simulation` produced: the result, its violations and the files."""
+    """What :func:`run_simulation` produced: the result, ``run.json`` and the files.
+
+    The violations themselves are in ``paths["violations"]`` (read them with
+    :func:`gridflex.powerflow.io.read_violations_csv`); ``run_info["violations_detail"]`` holds
+    per kind the rows, elements, steps and the worst row.
+    """
 
     feeder: str
     network: Network
     result: TimeSeriesResult
-    violations: pd.DataFrame
     run_info: dict[str, Any]
     paths: dict[str, Path] = field(default_factory=dict)
 
@@ -298,7 +302,7 @@ def run_simulation(
     from gridflex.network import load_network
     from gridflex.powerflow import simulate
     from gridflex.powerflow.io import write_results
-    from gridflex.powerflow.violations import find_violations, load_limits
+    from gridflex.powerflow.violations import ViolationSummary, iter_violations, load_limits
 
     if max_control_iter < 1:
         raise InputError(
@@ -345,17 +349,28 @@ def run_simulation(
     )
     solve_s = _time.perf_counter() - t0
 
-    t0 = _time.perf_counter()
-    violations = find_violations(result, lim, source_name=network.source.name)
-    violations_s = _time.perf_counter() - t0
-    counts = (
-        violations["kind"]
-        .value_counts()
-        .reindex(
-            ["undervoltage", "overvoltage", "thermal_normal", "thermal_emergency", "reverse_power"],
-            fill_value=0,
-        )
-    )
+    # Violations are found slice by slice while the files are written (a year of a large
+    # feeder can hold tens of millions of rows); the summary is folded in on the way.
+    summary = ViolationSummary()
+    violations_s = 0.0
+
+    def violation_slices() -> Iterator[pd.DataFrame]:
+        nonlocal violations_s
+        chunks = iter_violations(result, lim, source_name=network.source.name)
+        while True:
+            t_v = _time.perf_counter()
+            chunk = next(chunks, None)
+            if chunk is not None:
+                summary.add(chunk)
+            violations_s += _time.perf_counter() - t_v
+            if chunk is None:
+                # write_results reads run_info after the CSV: complete it now
+                run_info["violations"] = dict(summary.rows)
+                run_info["violations_detail"] = summary.as_dict()
+                run_info["timings"]["violations_s"] = round(violations_s, 4)
+                return
+            yield chunk
+
     v = np.asarray(result.v_pu, dtype=np.float64)
     step_h = step_td.total_seconds() / 3600.0
     run_info: dict[str, Any] = {
@@ -393,7 +408,6 @@ def run_simulation(
         "timings": {
             "import_s": round(import_s, 4),
             "solve_s": round(solve_s, 4),
-            "violations_s": round(violations_s, 4),
             **{
                 k: round(float(val), 4)
                 for k, val in (result.timings or {}).items()
@@ -401,7 +415,7 @@ def run_simulation(
             },
         },
         "convergence": _convergence(result),
-        "violations": {str(k): int(n) for k, n in counts.items()},
+        "violations": {},  # filled while violations.csv is written
         "summary": {
             "v_min_pu": float(np.nanmin(v)) if v.size else None,
             "v_max_pu": float(np.nanmax(v)) if v.size else None,
@@ -412,7 +426,7 @@ def run_simulation(
         },
         "notes": list(network.notes),
     }
-    paths = write_results(result, out_dir, violations=violations, run_info=run_info)
+    paths = write_results(result, out_dir, violations=violation_slices(), run_info=run_info)
     run_info = _read_back_timings(paths["run"], run_info)
     if not plot:
         # a plot left from an earlier run into this folder would no longer match its files
@@ -429,7 +443,6 @@ def run_simulation(
         feeder=label,
         network=network,
         result=result,
-        violations=violations,
         run_info=run_info,
         paths=paths,
     )
