@@ -485,7 +485,9 @@ class ViolationSummary:
         for kind, sub in chunk.groupby("kind", observed=True):
             k = str(kind)
             self.rows[k] += len(sub)
-            self._elements.setdefault(k, set()).update(sub["element"].astype(str).unique())
+            elem = sub["element"]
+            codes = pd.unique(elem.cat.codes.to_numpy())
+            self._elements.setdefault(k, set()).update(elem.cat.categories[codes].astype(str))
             self._steps[k] += int(sub["time"].nunique())
             # lowest voltage / power is worst for these kinds, highest for the others
             low = k in ("undervoltage", "reverse_power")
