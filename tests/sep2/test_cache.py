@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 from envoy_schema.server.schema.sep2 import der as der_schema
+from sqlalchemy import Engine
 
 from gridflex.derms import registry
 from gridflex.derms.db import session_factory
@@ -140,3 +141,13 @@ def test_a_cached_list_is_not_served_to_another_certificate(server: Server) -> N
             r = c.get(href, params={"l": 100})
         assert r.status_code in (403, 404), (other, r.status_code)
         assert b"<DERControl>" not in r.content
+
+
+def test_program_rows_known_to_an_engine_are_known_to_its_copies(engine: Engine) -> None:
+    """The polling hot path reads through the engine's autocommit copy on PostgreSQL; it must
+    see the programs the full path loaded, or every poll falls back to the full path."""
+    with session_factory(engine).begin() as s:
+        site = manager._site_program(s)
+    copy = engine.execution_options(logging_token="copy")
+    with session_factory(copy)() as s:
+        assert site in manager.cached_programs(s)

@@ -20,7 +20,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Engine, Select, Table, func, select
+from sqlalchemy import Engine, Select, Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -239,14 +239,16 @@ class ProgramRef:
     primacy: int
 
 
-_PROGRAMS: weakref.WeakKeyDictionary[Engine, dict[str, ProgramRef]] = weakref.WeakKeyDictionary()
+_PROGRAMS: weakref.WeakKeyDictionary[Any, dict[str, ProgramRef]] = weakref.WeakKeyDictionary()
+"""Program rows per database, keyed by the engine's connection pool (shared by the engine and its
+``execution_options`` copies, e.g. the autocommit one of the polling hot path)."""
 
 
 def _program_ref(
     session: Session, key: str, program_id: int | None, description: str, primacy: int
 ) -> ProgramRef:
     engine = session.get_bind()
-    cache = _PROGRAMS.setdefault(engine, {}) if isinstance(engine, Engine) else {}
+    cache = _PROGRAMS.setdefault(engine.pool, {}) if isinstance(engine, Engine) else {}
     ref = cache.get(key)
     if ref is not None:
         return ref
@@ -921,6 +923,14 @@ def device_snapshot(session: Session, edev_id: int, derp_id: int | None = None) 
     lowers the count, a cancellation or supersession increments the row's ``version``), so a
     rendered DERControlList cached with these values is still the stored state when they match.
     """
+    params = {"edev_id": edev_id, "derp_id": derp_id}
+    # Core on the session's connection: the statement is built once and its compiled form cached,
+    # without the ORM's per-execution compile state (the polling hot path runs this every time)
+    return session.connection().execute(_snapshot_stmt(derp_id is not None), params).first()
+
+
+@functools.cache
+def _snapshot_stmt(with_generation: bool) -> Any:
     terms_version = (
         select(func.max(ConnectionTermsRow.version))
         .join(Der, Der.connection_id == ConnectionTermsRow.connection_id)
@@ -937,15 +947,18 @@ def device_snapshot(session: Session, edev_id: int, derp_id: int | None = None) 
         EndDevice.published_terms_version,
         terms_version.label("terms_version"),
     ]
-    if derp_id is not None:
-        mine = (DerControl.end_device_id == EndDevice.id, DerControl.der_program_id == derp_id)
+    if with_generation:
+        mine = (
+            DerControl.end_device_id == EndDevice.id,
+            DerControl.der_program_id == bindparam("derp_id"),
+        )
         for label, agg in (
             ("n_controls", func.count(DerControl.id)),
             ("max_control_id", func.max(DerControl.id)),
             ("sum_control_version", func.sum(DerControl.version)),
         ):
             cols.append(select(agg).where(*mine).scalar_subquery().label(label))
-    return session.execute(select(*cols).where(EndDevice.id == edev_id)).first()
+    return select(*cols).where(EndDevice.id == bindparam("edev_id"))
 
 
 def needs_publish(snapshot: Any, now: dt.datetime) -> bool:
@@ -962,7 +975,7 @@ def needs_publish(snapshot: Any, now: dt.datetime) -> bool:
 def cached_programs(session: Session) -> list[ProgramRef]:
     """The site and operations programs if this worker already knows their rows (no query)."""
     engine = session.get_bind()
-    cache = _PROGRAMS.get(engine) if isinstance(engine, Engine) else None
+    cache = _PROGRAMS.get(engine.pool) if isinstance(engine, Engine) else None
     if not cache:
         return []
     return [r for k in (SITE_PROGRAM_KEY, OPS_PROGRAM_KEY) if (r := cache.get(k)) is not None]

@@ -193,6 +193,8 @@ def uvicorn_config(
         lifespan="on",
         ssl_context_factory=lambda _config, _default: ctx,
         timeout_keep_alive=int(KEEPALIVE_TIMEOUT_S),
+        # clients are identified by their certificates; no X-Forwarded-* header is believed
+        proxy_headers=False,
         backlog=2048,
         log_config=None,
         access_log=False,
