@@ -285,6 +285,7 @@ def from_pandapower(
     b_yprim: list[ComplexArray] = []
     rating_a: list[float] = []
     b_buses: list[list[str]] = []
+    b_scale: list[FloatArray] = []
     for k in np.flatnonzero(keep):
         info = branch_rows.get(int(k))
         if info is None:  # an element type without a thermal rating in pandapower
@@ -298,11 +299,10 @@ def from_pandapower(
             ],
             dtype=np.complex128,
         )
-        if info[0].startswith("transformer."):
-            # One rating per branch, the solver takes the max over terminals: refer the
-            # low-voltage terminal's current to the high-voltage side (rated-voltage ratio) so
-            # |I| / rated HV current is pandapower's max(i_hv / i_hv_rated, i_lv / i_lv_rated).
-            y2[1, :] *= info[2]
+        # each terminal against its own rated current: a transformer's low-voltage winding
+        # carries vn_hv / vn_lv times the high-voltage rated current, so loading is pandapower's
+        # max(i_hv / i_hv_rated, i_lv / i_lv_rated)
+        b_scale.append(np.array([1.0, 1.0 / info[2]]))
         b_names.append(info[0])
         b_nodes.append(np.array([i, j], dtype=np.int64))
         b_yprim.append(y2 * s3)
@@ -420,6 +420,7 @@ def from_pandapower(
             # pandapower has one thermal rating; it is the emergency rating too
             rating_emerg_a=np.asarray(rating_a, dtype=np.float64),
             bus_names=b_buses,
+            terminal_rating_scale=b_scale,
         ),
         regulators=_table(RegulatorTable, 0),
         capacitors=_table(CapacitorTable, 0),
