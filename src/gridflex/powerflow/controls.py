@@ -46,9 +46,56 @@ def pascal_round(x: float) -> int:
 def regulator_pending_taps(net: Network, r: int, v: ComplexArray, tap_pos: int) -> int:
     """Tap change (in steps, signed) RegControl ``r`` asks for; 0 when in band or blocked.
 
-    One step of :func:`regulator_pending_batch`.
+    The one-step twin of :func:`regulator_pending_batch` (same rules, scalar arithmetic: the
+    control iterations call it thousands of times).
     """
-    return int(regulator_pending_batch(net, r, v[:, None], tap_pos)[0])
+    reg = net.regulators
+    b = reg.branch_idx[r]
+    refs = reg.node_idx[r]
+    nc = int(net.branches.n_conds[b])
+    nph = int(net.branches.n_phases[b])
+    w = int(reg.winding[r])
+    vt = _v(v, refs)
+    term = vt[(w - 1) * nc : w * nc]
+    if reg.winding_delta[r] and nph > 1:
+        vw = np.array([term[i] - term[(i + 1) % nph] for i in range(nph)])
+    else:
+        vw = term[:nph] - term[nph] if nc > nph else term[:nph].copy()
+    mon = reg.monitored_node_idx[r]
+    if mon.size and not np.array_equal(mon, refs[(w - 1) * nc : (w - 1) * nc + nph]):
+        vw = v[mon]  # regulated remote bus (bus=): node voltages to ground
+    ptr = reg.pt_ratio[r]
+    setting = int(reg.pt_phase[r])
+    mags = np.abs(vw)
+    if setting == 0:  # MAX
+        ph = int(np.argmax(mags))
+    elif setting == -1:  # MIN
+        ph = int(np.argmin(mags))
+    else:
+        ph = min(max(setting, 1), vw.size) - 1
+    vcontrol = vw[ph] / ptr
+    vlocal = abs(vcontrol)
+    if reg.r_ldc_v[r] != 0.0 or reg.x_ldc_v[r] != 0.0:
+        y = reg.y_prim_by_tap[r][tap_pos - reg.tap_min[r]]
+        i_cond = y @ vt
+        ildc = i_cond[nc * (w - 1) + ph] / reg.ct_primary_a[r]
+        vcontrol = vcontrol + complex(reg.r_ldc_v[r], reg.x_ldc_v[r]) * ildc
+    vactual = abs(vcontrol)
+    vreg = reg.vreg_v[r]
+    need = abs(vreg - vactual) > reg.band_v[r] / 2.0
+    vboost = vreg - vactual
+    if reg.vlimit_v[r] > 0 and vlocal > reg.vlimit_v[r]:
+        need = True
+        vboost = reg.vlimit_v[r] - vlocal
+    if not need or reg.max_tap_change[r] == 0:
+        return 0
+    boost_pu = vboost * ptr / reg.winding_base_v[r]
+    steps = pascal_round(boost_pu / reg.tap_step_pu[r])
+    if steps > 0 and tap_pos >= reg.tap_max[r]:
+        return 0
+    if steps < 0 and tap_pos <= reg.tap_min[r]:
+        return 0
+    return steps
 
 
 def regulator_pending_batch(

@@ -1060,6 +1060,12 @@ def _first_action(prob: _Problem, state: State, v: ComplexArray) -> int:
     k = v.shape[1]
     first = k
     for r in range(len(net.regulators)):
+        if first <= 4:  # a few steps: the scalar sampler is cheaper than the array one
+            for j in range(first):
+                if ctl.regulator_pending_taps(net, r, v[:, j], taps[r]) != 0:
+                    first = j
+                    break
+            continue
         acts = np.flatnonzero(ctl.regulator_pending_batch(net, r, v[:, :first], taps[r]) != 0)
         if acts.size:
             first = int(acts[0])
