@@ -59,6 +59,14 @@ def test_huge_documents_are_refused(server: Server) -> None:
         assert r.status_code == 413
 
 
+def test_oversized_header_blocks_are_refused(server: Server) -> None:
+    with server.client("device-1") as c:
+        r = c.get("/dcap", headers={"X-Filler": "x" * 20_000})
+        assert r.status_code == 431
+    with server.client("device-1") as c:  # a new connection is served normally
+        assert c.get("/dcap").status_code == 200
+
+
 @pytest.mark.parametrize(
     ("doc", "needle"),
     [
