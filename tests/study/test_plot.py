@@ -18,3 +18,18 @@ def test_loading_duration_is_sorted_highest_first_and_skips_unrated() -> None:
     load = np.array([[10.0, np.nan], [80.0, np.nan], [40.0, np.nan]])
     np.testing.assert_array_equal(loading_duration(load), [80.0, 40.0, 10.0])
     assert loading_duration(np.full((3, 2), np.nan)).size == 0
+
+
+def test_binned_envelope_keeps_the_extremes() -> None:
+    from gridflex.study.simulate_plot import MAX_POINTS, _bin_envelope
+
+    n = 5 * MAX_POINTS + 3
+    t = np.arange(n).astype("datetime64[h]")
+    lo = np.full(n, 1.0)
+    hi = np.full(n, 1.0)
+    lo[1234] = 0.91
+    hi[7777] = 1.08
+    tb, lob, hib = _bin_envelope(t, lo, hi)
+    assert tb.size == lob.size == hib.size == MAX_POINTS
+    assert lob.min() == 0.91
+    assert hib.max() == 1.08
