@@ -546,24 +546,25 @@ def api(
     ] = None,
 ) -> None:
     """Serve the operator REST API alone (HTTPS with --certfile/--keyfile, else plain HTTP)."""
-    import asyncio
-
-    from hypercorn.asyncio import serve
-    from hypercorn.config import Config
+    # uvicorn, the same server `gridflex serve` runs the 2030.5 endpoints on: one server stack.
+    import uvicorn
 
     from gridflex.derms.api import create_app
     from gridflex.derms.db import make_engine
+    from gridflex.errors import InputError
 
     with _session(db):  # refuse an unmigrated database before binding the port
         pass
-    from gridflex.errors import InputError
-
     if (certfile is None) != (keyfile is None):
         raise InputError("--certfile and --keyfile go together", "give both, or neither")
-    config = Config()
-    config.bind = [f"{host}:{port}"]
-    scheme = "http"
-    if certfile is not None and keyfile is not None:
-        config.certfile, config.keyfile, scheme = str(certfile), str(keyfile), "https"
+    scheme = "https" if certfile is not None else "http"
     typer.echo(f"operator REST API on {scheme}://{host}:{port} (OpenAPI at /docs)")
-    asyncio.run(serve(create_app(make_engine(db)), config))  # type: ignore[arg-type]
+    uvicorn.run(
+        create_app(make_engine(db)),
+        host=host,
+        port=port,
+        ssl_certfile=str(certfile) if certfile else None,
+        ssl_keyfile=str(keyfile) if keyfile else None,
+        proxy_headers=False,
+        log_level="info",
+    )
