@@ -18,6 +18,7 @@ References
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 import numpy.typing as npt
@@ -43,57 +44,140 @@ def pascal_round(x: float) -> int:
     return int(np.rint(x))
 
 
+class _RegSpec:
+    """The static part of one RegControl's sampling, resolved once per network.
+
+    The control iterations sample every regulator thousands of times per run; resolving the
+    winding slice, the remote-bus test and the settings on each call was most of their cost.
+    """
+
+    __slots__ = (
+        "base_v",
+        "ct_primary",
+        "delta",
+        "half_band",
+        "ldc",
+        "ldc_rx",
+        "max_change",
+        "mon",
+        "nc",
+        "nph",
+        "ok",
+        "ptr",
+        "refs",
+        "refs_ok",
+        "row0",
+        "setting",
+        "step_pu",
+        "tap_max",
+        "tap_min",
+        "term",
+        "vlimit",
+        "vreg",
+        "y_by_tap",
+    )
+
+    def __init__(self, net: Network, r: int) -> None:
+        reg = net.regulators
+        b = reg.branch_idx[r]
+        refs = reg.node_idx[r]
+        self.refs = refs
+        self.ok = refs >= 0
+        self.refs_ok = refs[self.ok]
+        self.nc = nc = int(net.branches.n_conds[b])
+        self.nph = nph = int(net.branches.n_phases[b])
+        w = int(reg.winding[r])
+        term = refs[(w - 1) * nc : w * nc]
+        # winding conductors: node indices (-1 = ground, read as 0 V)
+        self.term = [int(x) for x in term]
+        self.delta = bool(reg.winding_delta[r]) and nph > 1
+        mon = reg.monitored_node_idx[r]
+        remote = mon.size and not np.array_equal(mon, refs[(w - 1) * nc : (w - 1) * nc + nph])
+        self.mon = [int(x) for x in mon] if remote else None
+        self.ptr = float(reg.pt_ratio[r])
+        self.setting = int(reg.pt_phase[r])
+        self.ldc = reg.r_ldc_v[r] != 0.0 or reg.x_ldc_v[r] != 0.0
+        self.ldc_rx = complex(reg.r_ldc_v[r], reg.x_ldc_v[r])
+        self.ct_primary = float(reg.ct_primary_a[r])
+        self.row0 = nc * (w - 1)
+        self.vreg = float(reg.vreg_v[r])
+        self.half_band = float(reg.band_v[r]) / 2.0
+        self.vlimit = float(reg.vlimit_v[r])
+        self.max_change = int(reg.max_tap_change[r])
+        self.base_v = float(reg.winding_base_v[r])
+        self.step_pu = float(reg.tap_step_pu[r])
+        self.tap_min = int(reg.tap_min[r])
+        self.tap_max = int(reg.tap_max[r])
+        self.y_by_tap = reg.y_prim_by_tap[r]
+
+
+_REG_SPECS: dict[int, tuple[weakref.ref[object], list[_RegSpec | None]]] = {}
+
+
+def _reg_spec(net: Network, r: int) -> _RegSpec:
+    reg = net.regulators
+    entry = _REG_SPECS.get(id(reg))
+    if entry is None or entry[0]() is not reg:
+        for key in [k for k, (ref, _) in _REG_SPECS.items() if ref() is None]:
+            del _REG_SPECS[key]
+        entry = (weakref.ref(reg), [None] * len(reg))
+        _REG_SPECS[id(reg)] = entry
+    spec = entry[1][r]
+    if spec is None:
+        spec = entry[1][r] = _RegSpec(net, r)
+    return spec
+
+
 def regulator_pending_taps(net: Network, r: int, v: ComplexArray, tap_pos: int) -> int:
     """Tap change (in steps, signed) RegControl ``r`` asks for; 0 when in band or blocked.
 
     The one-step twin of :func:`regulator_pending_batch` (same rules, scalar arithmetic: the
     control iterations call it thousands of times).
     """
-    reg = net.regulators
-    b = reg.branch_idx[r]
-    refs = reg.node_idx[r]
-    nc = int(net.branches.n_conds[b])
-    nph = int(net.branches.n_phases[b])
-    w = int(reg.winding[r])
-    vt = _v(v, refs)
-    term = vt[(w - 1) * nc : w * nc]
-    if reg.winding_delta[r] and nph > 1:
-        vw = np.array([term[i] - term[(i + 1) % nph] for i in range(nph)])
+    sp_ = _reg_spec(net, r)
+    nph = sp_.nph
+    if sp_.mon is not None:
+        vw = [complex(v[i]) for i in sp_.mon]  # regulated remote bus (bus=): node voltages
     else:
-        vw = term[:nph] - term[nph] if nc > nph else term[:nph].copy()
-    mon = reg.monitored_node_idx[r]
-    if mon.size and not np.array_equal(mon, refs[(w - 1) * nc : (w - 1) * nc + nph]):
-        vw = v[mon]  # regulated remote bus (bus=): node voltages to ground
-    ptr = reg.pt_ratio[r]
-    setting = int(reg.pt_phase[r])
-    mags = np.abs(vw)
-    if setting == 0:  # MAX
-        ph = int(np.argmax(mags))
+        term = [complex(v[i]) if i >= 0 else 0j for i in sp_.term]
+        if sp_.delta:
+            vw = [term[i] - term[(i + 1) % nph] for i in range(nph)]
+        elif sp_.nc > nph:
+            vw = [term[i] - term[nph] for i in range(nph)]
+        else:
+            vw = term[:nph]
+    ptr = sp_.ptr
+    setting = sp_.setting
+    if setting == 0:  # MAX (first of equals, as argmax)
+        mags = [abs(x) for x in vw]
+        ph = mags.index(max(mags))
     elif setting == -1:  # MIN
-        ph = int(np.argmin(mags))
+        mags = [abs(x) for x in vw]
+        ph = mags.index(min(mags))
     else:
-        ph = min(max(setting, 1), vw.size) - 1
+        ph = min(max(setting, 1), len(vw)) - 1
     vcontrol = vw[ph] / ptr
     vlocal = abs(vcontrol)
-    if reg.r_ldc_v[r] != 0.0 or reg.x_ldc_v[r] != 0.0:
-        y = reg.y_prim_by_tap[r][tap_pos - reg.tap_min[r]]
-        i_cond = y @ vt
-        ildc = i_cond[nc * (w - 1) + ph] / reg.ct_primary_a[r]
-        vcontrol = vcontrol + complex(reg.r_ldc_v[r], reg.x_ldc_v[r]) * ildc
+    if sp_.ldc:
+        vt = np.zeros(sp_.refs.shape[0], dtype=complex)
+        vt[sp_.ok] = v[sp_.refs_ok]
+        i_cond = sp_.y_by_tap[tap_pos - sp_.tap_min] @ vt
+        ildc = complex(i_cond[sp_.row0 + ph]) / sp_.ct_primary
+        vcontrol = vcontrol + sp_.ldc_rx * ildc
     vactual = abs(vcontrol)
-    vreg = reg.vreg_v[r]
-    need = abs(vreg - vactual) > reg.band_v[r] / 2.0
+    vreg = sp_.vreg
+    need = abs(vreg - vactual) > sp_.half_band
     vboost = vreg - vactual
-    if reg.vlimit_v[r] > 0 and vlocal > reg.vlimit_v[r]:
+    if sp_.vlimit > 0 and vlocal > sp_.vlimit:
         need = True
-        vboost = reg.vlimit_v[r] - vlocal
-    if not need or reg.max_tap_change[r] == 0:
+        vboost = sp_.vlimit - vlocal
+    if not need or sp_.max_change == 0:
         return 0
-    boost_pu = vboost * ptr / reg.winding_base_v[r]
-    steps = pascal_round(boost_pu / reg.tap_step_pu[r])
-    if steps > 0 and tap_pos >= reg.tap_max[r]:
+    boost_pu = vboost * ptr / sp_.base_v
+    steps = pascal_round(boost_pu / sp_.step_pu)
+    if steps > 0 and tap_pos >= sp_.tap_max:
         return 0
-    if steps < 0 and tap_pos <= reg.tap_min[r]:
+    if steps < 0 and tap_pos <= sp_.tap_min:
         return 0
     return steps
 

@@ -333,6 +333,9 @@ class LowRankFactor:
         self.z = np.ascontiguousarray(z)
         m = nodes.size
         self._m = np.eye(m, dtype=np.complex128) + d @ z[nodes, :]
+        # (I + D Z_U)^-1 D, formed once: the control iterations apply it every fixed-point
+        # iteration, and a LAPACK solve per call cost more than the correction itself
+        self._md = np.ascontiguousarray(np.linalg.solve(self._m, d))
 
     def solve_with_change(
         self,
@@ -342,7 +345,7 @@ class LowRankFactor:
     ) -> tuple[ComplexArray, npt.NDArray[np.float64]]:
         """Solve, and give per column the largest ``|x - v_old| * inv_vbase``."""
         y, _ = self.base.solve_with_change(rhs, None, None)
-        corr = np.ascontiguousarray(np.linalg.solve(self._m, self.d @ y[self.nodes, :]))
+        corr = np.ascontiguousarray(self._md @ y[self.nodes, :])
         dv = np.zeros(y.shape[1])
         if v_old is None or inv_vbase is None:
             _apply_correction(y, self.z, corr, np.zeros((0, 0), np.complex128), np.zeros(0), dv)

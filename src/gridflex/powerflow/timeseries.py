@@ -101,6 +101,14 @@ class _Problem:
     cache: OrderedDict[State, Factor]
     anchor: tuple[State, Factor] | None = None
     z_cols: dict[int, ComplexArray] = field(default_factory=dict)
+    #: low-rank updates of the present anchor per control state (dropped with the anchor)
+    lr_cache: dict[State, LowRankFactor] = field(default_factory=dict)
+    #: Z = Y0^-1 E per set of changed nodes (dropped with the anchor)
+    z_sets: dict[bytes, ComplexArray] = field(default_factory=dict)
+    #: no-load voltages per control state (the initial guesses' anchor), LRU like ``cache``
+    v_nl: OrderedDict[State, ComplexArray] = field(default_factory=OrderedDict)
+    #: Yprim block (non-ground nodes, matrix) per (device, position): built once
+    block_memo: dict[tuple[int, int], tuple[IntArray, ComplexArray]] = field(default_factory=dict)
 
     def factor(self, state: State, ncols: int = 1 << 30) -> Factor | LowRankFactor:
         """A solver for ``Y(state)``: a cached LU, or a low-rank update of the anchor LU.
@@ -114,7 +122,13 @@ class _Problem:
             self.cache.move_to_end(state)
             return f
         if ncols <= _LOW_RANK_MAX_COLS and self.anchor is not None:
-            lr = self._low_rank(state)
+            lr = self.lr_cache.get(state)
+            if lr is None:
+                lr = self._low_rank(state)
+                if lr is not None:
+                    if len(self.lr_cache) >= 4 * _CACHE_SIZE:
+                        self.lr_cache.clear()
+                    self.lr_cache[state] = lr
             if lr is not None:
                 return lr
         f = factorize(self.y_of(state))
@@ -123,24 +137,34 @@ class _Problem:
             self.cache.popitem(last=False)
         self.anchor = (state, f)
         self.z_cols = {}
+        self.z_sets = {}
+        self.lr_cache = {}
         return f
 
     def _blocks(self, state: State) -> list[tuple[IntArray, ComplexArray]]:
         """Per controlled device: its non-ground nodes and its Yprim block in ``state``."""
         taps, caps = state
         out = []
+        memo = self.block_memo
         reg = self.net.regulators
         for r, pos in enumerate(taps):
-            refs = reg.node_idx[r]
-            keep = refs >= 0
-            y = reg.y_prim_by_tap[r][pos - int(reg.tap_min[r])]
-            out.append((refs[keep], y[np.ix_(keep, keep)]))
+            blk = memo.get((r, pos))
+            if blk is None:
+                refs = reg.node_idx[r]
+                keep = refs >= 0
+                y = reg.y_prim_by_tap[r][pos - int(reg.tap_min[r])]
+                blk = memo[(r, pos)] = (refs[keep], y[np.ix_(keep, keep)])
+            out.append(blk)
         cap = self.net.capacitors
+        n_reg = len(taps)
         for c, k in enumerate(caps):
-            refs = cap.node_idx[c]
-            keep = refs >= 0
-            y = cap.y_prim_by_steps[c][k]
-            out.append((refs[keep], y[np.ix_(keep, keep)]))
+            blk = memo.get((n_reg + c, k))
+            if blk is None:
+                refs = cap.node_idx[c]
+                keep = refs >= 0
+                y = cap.y_prim_by_steps[c][k]
+                blk = memo[(n_reg + c, k)] = (refs[keep], y[np.ix_(keep, keep)])
+            out.append(blk)
         return out
 
     def _low_rank(self, state: State) -> LowRankFactor | None:
@@ -169,7 +193,14 @@ class _Problem:
             zm = f0.solve(e)
             for j, nd_ in enumerate(missing):
                 self.z_cols[nd_] = zm[:, j]
-        z = np.stack([self.z_cols[int(x)] for x in nodes], axis=1)
+        # successive states of the same devices share their node set: stack its Z once
+        key = nodes.tobytes()
+        z = self.z_sets.get(key)
+        if z is None:
+            z = np.stack([self.z_cols[int(x)] for x in nodes], axis=1)
+            if len(self.z_sets) >= 32:
+                self.z_sets.clear()
+            self.z_sets[key] = z
         return LowRankFactor(f0, nodes, d, z)
 
     def y_of(self, state: State, extra: sp.spmatrix | None = None) -> sp.csc_matrix:
@@ -494,7 +525,16 @@ def _guess(
     prob: _Problem, state: State, v_ref: ComplexArray, p_ref: float, p_cols: FloatArray
 ) -> ComplexArray:
     """Initial voltages: the drop from no-load scales with the net load (radial feeders)."""
-    v_nl = _no_load(prob, state, 1)[:, 0]
+    v_nl = prob.v_nl.get(state)
+    if v_nl is None:
+        # a low-rank update of the anchor LU is enough for one right-hand side: forcing a full
+        # factorisation here cost one LU per new control state (most of a controlled run)
+        v_nl = prob.factor(state, 1).solve(prob.i_src[:, None])[:, 0]
+        prob.v_nl[state] = v_nl
+        if len(prob.v_nl) > 4 * _CACHE_SIZE:
+            prob.v_nl.popitem(last=False)
+    else:
+        prob.v_nl.move_to_end(state)
     ratio = np.clip(p_cols / p_ref, 0.0, 5.0) if p_ref > 0 else np.ones(p_cols.shape[0])
     return np.asarray(v_nl[:, None] + (v_ref - v_nl)[:, None] * ratio[None, :], dtype=complex)
 
