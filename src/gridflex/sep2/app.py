@@ -25,6 +25,7 @@ import concurrent.futures
 import contextlib
 import datetime as dt
 import logging
+import re
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -90,6 +91,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gridflex.derms.db import session_factory
 from gridflex.errors import (
@@ -312,16 +314,26 @@ class Sep2App:
             self._mup_owners[mup_id] = (owner, now + ttl)
         return owner
 
-    def endpoint(self, fn: Callable[..., Response]) -> Callable[[Request], Any]:
-        """Wrap a handler: errors → status codes; the handler runs in a worker thread."""
+    def endpoint(
+        self, fn: Callable[..., Response], *, executor: concurrent.futures.Executor | None = None
+    ) -> Callable[[Request], Any]:
+        """Wrap a handler: errors → status codes; the handler runs in a worker thread (anyio's,
+        or ``executor``'s) unless :attr:`Sep2Settings.inline_handlers`."""
         from starlette.concurrency import run_in_threadpool
 
         inline = self.settings.inline_handlers
 
+        async def call(request: Request, body: bytes) -> Response:
+            if inline:
+                return fn(request, body)
+            if executor is not None:
+                return await asyncio.get_running_loop().run_in_executor(executor, fn, request, body)
+            return await run_in_threadpool(fn, request, body)
+
         async def run(request: Request) -> Response:
             body = await request.body() if request.method in ("POST", "PUT") else b""
             try:
-                result = fn(request, body) if inline else await run_in_threadpool(fn, request, body)
+                result = await call(request, body)
                 if isinstance(result, Deferred):
                     await asyncio.wrap_future(result.future)
                     return result.response
@@ -1218,14 +1230,62 @@ def _dst_rules(tz_name: str, year: int) -> tuple[int, int, int]:
     return start, end, offset
 
 
-def create_sep2_asgi(engine: Engine, settings: Sep2Settings | None = None) -> Starlette:
+_HOT_DERC = re.compile(r"/edev/([0-9]+)/derp/([0-9]+)/derc")
+_HOT_MMR = re.compile(r"/mup/([0-9]+)")
+
+
+class HotRoutes:
+    """Raw-ASGI front for the two requests a fleet sends all day: GET DERControlList and POST
+    MirrorMeterReading. They go straight to the same wrapped handlers Starlette would call
+    (:meth:`Sep2App.endpoint`: the same per-request scope check, the same XML validation, the
+    same error answers), skipping Starlette's middleware stack and its walk over every route;
+    everything else (other paths, methods, lifespan) goes to ``app`` unchanged.
+
+    The handlers run in a plain :class:`concurrent.futures.ThreadPoolExecutor` of
+    :attr:`Sep2Settings.handler_threads` threads (its hand-off is a C queue and one
+    ``call_soon_threadsafe``; anyio's, which Starlette uses, costs several lock round trips a
+    request, a sizeable share of a cached poll). Blocking database reads stay off the event
+    loop: on a busy machine a round trip to PostgreSQL can wait milliseconds for a core.
+
+    The patterns are Starlette's for ``/edev/{edev_id:int}/derp/{derp_id:int}/derc`` and
+    ``/mup/{mup_id:int}`` (the ``int`` convertor is ``[0-9]+``), so a request is answered by the
+    same handler with the same path parameters either way.
+    """
+
+    def __init__(self, sep2: Sep2App, app: ASGIApp) -> None:
+        self.sep2 = sep2
+        self.app = app
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            sep2.settings.handler_threads, thread_name_prefix="sep2-hot"
+        )
+        self._derc = sep2.endpoint(sep2.get_derc_list, executor=self.executor)
+        self._mmr = sep2.endpoint(sep2.post_mmr, executor=self.executor)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope.get("root_path"):
+            method = scope["method"]
+            if method == "GET" and (m := _HOT_DERC.fullmatch(scope["path"])) is not None:
+                scope["path_params"] = {"edev_id": int(m[1]), "derp_id": int(m[2])}
+                response = await self._derc(Request(scope, receive))
+                await response(scope, receive, send)
+                return
+            if method == "POST" and (m := _HOT_MMR.fullmatch(scope["path"])) is not None:
+                scope["path_params"] = {"mup_id": int(m[1])}
+                response = await self._mmr(Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_sep2_asgi(engine: Engine, settings: Sep2Settings | None = None) -> ASGIApp:
     """The 2030.5 application alone (no /admin)."""
-    return Sep2App(engine, settings).asgi
+    sep2 = Sep2App(engine, settings)
+    return HotRoutes(sep2, sep2.asgi)
 
 
 def create_app(
     engine: Engine, settings: Sep2Settings | None = None, *, with_admin: bool = True
-) -> Starlette:
+) -> ASGIApp:
     """The whole server application: 2030.5 at the root, the registry REST API under /admin,
     the 2030.5 operations API (:mod:`gridflex.sep2.ops`) under /ops."""
     sep2 = Sep2App(engine, settings)
@@ -1236,4 +1296,4 @@ def create_app(
 
         routes.append(Mount("/admin", app=create_admin(engine)))
         routes.append(Mount("/ops", app=create_ops_app(engine, sep2.settings.clock)))
-    return Starlette(routes=routes, lifespan=sep2.lifespan)
+    return HotRoutes(sep2, Starlette(routes=routes, lifespan=sep2.lifespan))
