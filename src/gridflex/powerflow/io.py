@@ -219,16 +219,17 @@ def write_violations_csv(violations: pd.DataFrame | Iterable[pd.DataFrame], path
             if not len(chunk):
                 continue
             table = _violations_arrow(chunk)
-            try:
-                # validate first: quoting_style="none" fails on a name with a comma or quote
-                buf = pa.BufferOutputStream()
-                pacsv.write_csv(table, buf, write_options=pacsv.WriteOptions(
-                    include_header=False, quoting_style="none"))  # fmt: skip
-            except pa.ArrowInvalid:
-                buf = pa.BufferOutputStream()
-                pacsv.write_csv(table, buf, write_options=pacsv.WriteOptions(
-                    include_header=False, quoting_style="needed"))  # fmt: skip
-            fh.write(buf.getvalue())
+            # quote only when a name needs it (a comma, a quote or a line break: rare)
+            elem = chunk["element"]
+            names = (
+                [str(c) for c in elem.cat.categories]
+                if isinstance(elem.dtype, pd.CategoricalDtype)
+                else [str(c) for c in pd.unique(elem.to_numpy())]
+            )
+            needs = any(("," in n) or ('"' in n) or ("\n" in n) for n in names)
+            style = "needed" if needs else "none"
+            pacsv.write_csv(table, fh, write_options=pacsv.WriteOptions(
+                include_header=False, quoting_style=style))  # fmt: skip
             rows += len(chunk)
     return rows
 

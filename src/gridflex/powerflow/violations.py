@@ -409,7 +409,7 @@ SOURCE_ELEMENT = "vsource.source"
 
 
 #: Node-steps per chunk when violations are streamed (bounds memory on large feeders).
-CHUNK_VALUES = 20_000_000
+CHUNK_VALUES = 2_000_000
 
 
 def _chunk_parts(
