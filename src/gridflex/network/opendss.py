@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,14 @@ from gridflex.network.model import (
 _MAX_LOAD_CONDS = 4
 #: classes whose currents the solver injects (not part of the admittance)
 _INJECTION_CLASSES = ("load", "pvsystem", "storage", "generator")
+
+
+def _each(collection: Any) -> Iterator[None]:
+    """Make each element of a DSS collection active in turn (OpenDSS's ``First``/``Next`` idiom)."""
+    i = collection.First
+    while i > 0:
+        yield None
+        i = collection.Next
 
 
 def _complex_matrix(flat: Any) -> np.ndarray:
@@ -196,10 +205,8 @@ def load_opendss(master: str | Path) -> Network:
     # Regulators first: which transformers are switched by RegControls
     reg_xf: dict[str, str] = {}
     rc = circuit.RegControls
-    i = rc.First
-    while i > 0:
+    for _ in _each(rc):
         reg_xf[str(rc.Name).lower()] = "transformer." + str(rc.Transformer).lower()
-        i = rc.Next
     reg_transformers = set(reg_xf.values())
 
     # Power-delivery elements
@@ -216,8 +223,7 @@ def load_opendss(master: str | Path) -> Network:
     br_scale: list[np.ndarray] = []
     cap_names: list[str] = []
     pd = circuit.PDElements
-    i = pd.First
-    while i > 0:
+    for _ in _each(pd):
         e = circuit.ActiveCktElement
         full = str(e.Name).lower()
         cls = full.split(".")[0]
@@ -238,14 +244,12 @@ def load_opendss(master: str | Path) -> Network:
                 br_scale.append(_terminal_rating_scale(circuit, full, int(e.NumTerminals)))
                 if full not in reg_transformers:
                     fixed_parts.append((refs, y))
-        i = pd.Next
 
     # Source(s): Vsource Yprim in the admittance; Norton injection Yprim[:, bus1] @ Vs
     vs = circuit.Vsources
     i_inj = np.zeros(n, dtype=complex)
     source: SourceModel | None = None
-    i = vs.First
-    while i > 0:
+    for _ in _each(vs):
         name = str(vs.Name).lower()
         circuit.SetActiveElement(f"vsource.{name}")
         refs, y = _element_refs(circuit)
@@ -276,7 +280,6 @@ def load_opendss(master: str | Path) -> Network:
             )
         else:
             notes.append(f"additional source vsource.{name} included in the admittance")
-        i = vs.Next
     if source is None:
         raise InputError(f"{master}: the circuit has no Vsource", "define 'New Circuit.<name>'")
     source.i_inj_a = i_inj
@@ -370,8 +373,7 @@ def _profile_step(loads: LoadTable, pv: PVTable, shapes: dict[str, LoadShape]) -
 def _read_loadshapes(circuit: Any) -> dict[str, LoadShape]:
     out: dict[str, LoadShape] = {}
     ls = circuit.LoadShapes
-    i = ls.First
-    while i > 0:
+    for _ in _each(ls):
         name = str(ls.Name).lower()
         npts = int(ls.Npts)
         p = np.asarray(ls.Pmult, dtype=float)[:npts].copy()
@@ -392,7 +394,6 @@ def _read_loadshapes(circuit: Any) -> dict[str, LoadShape]:
             hours=hours,
             use_actual=bool(ls.UseActual),
         )
-        i = ls.Next
     return out
 
 
@@ -433,8 +434,7 @@ def _read_loads(circuit: Any, shapes: dict[str, LoadShape], master: Path) -> Loa
     yearly: list[str] = []
     daily: list[str] = []
     ld = circuit.Loads
-    i = ld.First
-    while i > 0:
+    for _ in _each(ld):
         e = circuit.ActiveCktElement
         if e.Enabled:
             name = str(ld.Name).lower()
@@ -471,7 +471,6 @@ def _read_loads(circuit: Any, shapes: dict[str, LoadShape], master: Path) -> Loa
             fixed.append(int(ld.Status) == 1)
             yearly.append(_shape_or_error(str(ld.Yearly), shapes, f"load.{name}", master))
             daily.append(_shape_or_error(str(ld.daily), shapes, f"load.{name}", master))
-        i = ld.Next
     return LoadTable(
         names=names,
         node_idx=np.array(refs, dtype=np.int64).reshape(-1, _MAX_LOAD_CONDS),
@@ -497,8 +496,7 @@ def _read_loads(circuit: Any, shapes: dict[str, LoadShape], master: Path) -> Loa
 def _read_pv(circuit: Any, shapes: dict[str, LoadShape], master: Path) -> PVTable:
     rows: list[dict[str, Any]] = []
     pvs = circuit.PVSystems
-    i = pvs.First
-    while i > 0:
+    for _ in _each(pvs):
         e = circuit.ActiveCktElement
         if e.Enabled:
             name = str(pvs.Name).lower()
@@ -538,7 +536,6 @@ def _read_pv(circuit: Any, shapes: dict[str, LoadShape], master: Path) -> PVTabl
                     "cutout": _float_prop(circuit, "%cutout", 20.0),
                 }
             )
-        i = pvs.Next
     return PVTable(
         names=[r["name"] for r in rows],
         node_idx=np.array([r["refs"] for r in rows], dtype=np.int64).reshape(-1, _MAX_LOAD_CONDS),
@@ -570,8 +567,7 @@ def _read_storage(circuit: Any) -> StorageTable:
     kwh: list[float] = []
     kv: list[float] = []
     st = circuit.Storages
-    i = st.First
-    while i > 0:
+    for _ in _each(st):
         e = circuit.ActiveCktElement
         if e.Enabled:
             names.append(str(st.Name).lower())
@@ -580,7 +576,6 @@ def _read_storage(circuit: Any) -> StorageTable:
             kw.append(_float_prop(circuit, "kwrated", 0.0))
             kwh.append(_float_prop(circuit, "kwhrated", 0.0))
             kv.append(_float_prop(circuit, "kv", 0.0))
-        i = st.Next
     return StorageTable(
         names=names,
         node_idx=np.array(refs, dtype=np.int64).reshape(-1, _MAX_LOAD_CONDS),
@@ -774,8 +769,7 @@ def _read_capacitors(
     # CapControls by capacitor
     ctl: dict[str, dict[str, Any]] = {}
     cc = circuit.CapControls
-    i = cc.First
-    while i > 0:
+    for _ in _each(cc):
         cname = str(cc.Name).lower()
         circuit.SetActiveElement(f"capcontrol.{cname}")
         mode = {0: "current", 1: "voltage", 2: "kvar", 3: "time", 4: "pf"}.get(int(cc.Mode), "")
@@ -797,7 +791,6 @@ def _read_capacitors(
             "doff": float(cc.DelayOff),
             "dead": float(cc.DeadTime),
         }
-        i = cc.Next
 
     cols: dict[str, list[Any]] = {
         k: [] for k in ["names", "refs", "ys", "nsteps", "state0", "kvar", "delta"]
