@@ -7,6 +7,8 @@ map them to exit codes and status codes.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class GridflexError(Exception):
     """Base class of every error gridflex raises on purpose."""
@@ -47,3 +49,13 @@ class ConflictError(GridflexError):
 
 class PermissionDeniedError(GridflexError):
     """An authenticated party asked for something outside its scope."""
+
+
+def validation_problems(exc: Any) -> str:
+    """One line naming each failing field of a pydantic ``ValidationError``: ``a.b: message; ...``.
+
+    Duck-typed (anything with pydantic's ``errors()``), so this module imports no pydantic.
+    """
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()
+    )

@@ -204,3 +204,11 @@ def test_cli_validate_good_and_bad(tmp_path: Path) -> None:
     result = runner.invoke(app, ["terms", "validate", str(bad)])
     assert result.exit_code != 0
     assert "export_limit_kw" in str(result.exception)
+
+
+def test_cli_validate_refuses_broken_yaml(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("connection_id: x\nnameplate_kw: [1\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["terms", "validate", str(broken)])
+    assert result.exit_code != 0
+    assert f"{broken}: cannot be read as terms" in str(result.exception)

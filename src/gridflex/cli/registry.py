@@ -310,31 +310,14 @@ def add_terms(
     actor: ActorOpt = "",
 ) -> None:
     """Store a new version of a connection's terms (refused if tighter, unless --agreed)."""
+    from gridflex.cli.terms import read_terms_file
     from gridflex.derms import registry as reg
 
-    terms = _read_terms(path)
+    terms = read_terms_file(path)
     with _session(db) as s:
         row = reg.add_terms(s, terms, actor=actor or _default_actor(), agreed=agreed, note=note)
         flag = " (agreed tightening)" if row.agreed_override else ""
         typer.echo(f"{row.connection_id}: stored version {row.version}{flag}")
-
-
-def _read_terms(path: Path) -> Any:
-    from pydantic import ValidationError
-
-    from gridflex.errors import InputError
-    from gridflex.terms import ConnectionTerms
-
-    try:
-        return ConnectionTerms.from_file(path)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-            for e in exc.errors()
-        )
-        raise InputError(f"{path}: {problems}", "correct the named fields") from exc
-    except ValueError as exc:  # JSON / YAML syntax
-        raise InputError(f"{path}: cannot be read as terms ({exc})") from exc
 
 
 @app.command("import")

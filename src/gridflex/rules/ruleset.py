@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gridflex.errors import InputError
+from gridflex.errors import InputError, validation_problems
 
 #: Checkers a rule set may name; ``generic`` rule sets hold only ``field`` rules.
 CHECKERS = ("il_part466_screens", "btm_metering", "sync_protection", "ieee1547_der", "generic")
@@ -112,11 +112,9 @@ def _parse(text: str, origin: str) -> RuleSet:
     try:
         rs = RuleSet.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-            for e in exc.errors()
-        )
-        raise InputError(f"rule set {origin}: {problems}", "correct the named fields") from exc
+        raise InputError(
+            f"rule set {origin}: {validation_problems(exc)}", "correct the named fields"
+        ) from exc
     return rs.model_copy(update={"path": origin})
 
 
