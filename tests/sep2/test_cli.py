@@ -73,7 +73,7 @@ def test_demo_registry_gives_clients_limits_at_once(tmp_path: Path) -> None:
     import datetime as dt
 
     from gridflex.derms.db import make_engine
-    from gridflex.sep2.app import create_app
+    from gridflex.sep2.app import create_app, watts_of
     from gridflex.sep2.runner import prepare, seed_demo
     from gridflex.sep2.server import ServerThread
     from tests.sep2.client import walk
@@ -97,7 +97,7 @@ def test_demo_registry_gives_clients_limits_at_once(tmp_path: Path) -> None:
         assert view.export_limit_w_at(now) == (60_000 if summer else 80_000)
         assert view.default is not None
         assert view.default.DERControlBase_.opModExpLimW is not None
-        assert view.default.DERControlBase_.opModExpLimW.value == 40_000
+        assert watts_of(view.default.DERControlBase_.opModExpLimW) == 40_000
     finally:
         srv.stop()
         engine.dispose()

@@ -10,6 +10,7 @@ from envoy_schema.server.schema.sep2.time import TimeResponse
 
 from gridflex.derms.db import session_factory
 from gridflex.sep2 import manager
+from gridflex.sep2.app import watts_of
 from tests.sep2.client import get, walk
 from tests.sep2.conftest import TERMS, Server
 from tests.sep2.docs import end_device_xml, mirror_meter_reading_xml, mirror_usage_point_xml
@@ -37,9 +38,9 @@ def test_device_registers_walks_reads_limits_and_posts_telemetry(server: Server)
         # the fallback (DefaultDERControl) is the terms' fallback
         assert view.default is not None
         assert view.default.DERControlBase_.opModExpLimW is not None
-        assert view.default.DERControlBase_.opModExpLimW.value == 100_000
+        assert watts_of(view.default.DERControlBase_.opModExpLimW) == 100_000
         assert view.default.DERControlBase_.opModImpLimW is not None
-        assert view.default.DERControlBase_.opModImpLimW.value == 50_000
+        assert watts_of(view.default.DERControlBase_.opModImpLimW) == 50_000
         # published controls cover at least the next 24 h, back to back
         ends = sorted(
             (x.interval.start, x.interval.start + x.interval.duration) for x in view.controls

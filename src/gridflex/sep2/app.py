@@ -173,13 +173,21 @@ def _from_epoch(s: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(s, dt.UTC)
 
 
+ACTIVE_POWER_VALUE_MAX = 32767
+"""sep.xsd types ActivePower/value as Int16: larger powers take a bigger power-of-ten multiplier."""
+
+
 def _watts(w: float | None) -> ActivePower | None:
-    """A power in W as value × 10^multiplier with an integer value (exact for whole W)."""
+    """A power in W as value × 10^multiplier with an Int16 value: exact for whole W up to
+    32767 W; above, the least multiplier that fits, the value cut toward zero (a limit is never
+    published above the agreed one, and less than 0.04 % below it)."""
     if w is None:
         return None
-    if float(w).is_integer():
-        return ActivePower(multiplier=0, value=int(w))
-    return ActivePower(multiplier=-3, value=round(w * 1000))
+    value, multiplier = (int(w), 0) if float(w).is_integer() else (round(w * 1000), -3)
+    while abs(value) > ACTIVE_POWER_VALUE_MAX:
+        value = value // 10 if value >= 0 else -(-value // 10)
+        multiplier += 1
+    return ActivePower(multiplier=multiplier, value=value)
 
 
 def watts_of(p: ActivePower | None) -> float | None:

@@ -10,8 +10,11 @@ Hostile XML is refused before any model sees it (IEEE 2030.5 never uses a DTD):
 - any DOCTYPE / DTD (the carrier of entity expansion "billion laughs" and external entities)
   → :class:`XmlRefusedError` (HTTP 400); the parser also never resolves entities, never loads
   a DTD and never touches the network;
-- malformed XML or a document that does not validate against the model → :class:`XmlInvalidError`
-  (HTTP 400) naming the element.
+- malformed XML or a document that does not validate → :class:`XmlInvalidError` (HTTP 400)
+  naming the element path and the fix. Validation is strict (:mod:`gridflex.sep2.strict`, as an
+  XSD validator would): unknown, misplaced, out-of-order, repeated or missing elements,
+  undeclared attributes, foreign-namespace elements and values outside their XSD types are
+  refused before the envoy-schema model (which alone would ignore most of them) is built.
 
 CSIP-AUS namespace versions: deployed clients speak v1.2 (``https://csipaus.org/ns``), newer ones
 v1.3 (``https://csipaus.org/ns/v1.3``). Both are accepted on input; output uses the namespace the
@@ -27,6 +30,7 @@ from pydantic import ValidationError
 from pydantic_xml import BaseXmlModel
 
 from gridflex.errors import InputError
+from gridflex.sep2 import strict
 
 SEP2_NS = "urn:ieee:std:2030.5:ns"
 CSIP_AUS_NS_V12 = "https://csipaus.org/ns"
@@ -122,6 +126,10 @@ def model_from_tree(model: type[M], root: etree._Element) -> M:
             f"{namespace or 'no namespace'}",
             f"POST a {expected} document",
         )
+    try:
+        strict.check(model, root)
+    except strict.StrictViolationError as exc:
+        raise XmlInvalidError(f"{expected} is not valid IEEE 2030.5: {exc}", exc.fix) from exc
     try:
         return model.from_xml_tree(root)
     except ValidationError as exc:
