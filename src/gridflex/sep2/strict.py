@@ -372,6 +372,11 @@ def _names(children: Iterable[_Child]) -> str:
     return ", ".join(c.label for c in children)
 
 
+def _after(t: _Type, child: _Child) -> str:
+    before = [c.label for c in t.sequence if c.pos < child.pos]
+    return before[-1] if before else "the start"
+
+
 def _allowed_after(t: _Type, last: int) -> list[_Child]:
     return [c for c in t.sequence if c.pos > last or (c.pos == last and c.repeat)]
 
@@ -501,7 +506,7 @@ def _walk(el: etree._Element, t: _Type) -> None:
         missing = next(c for c in t.sequence if c.required and c.tag not in present)
         raise StrictViolationError(
             f"{_path(el)}/{missing.label}",
-            f"required element missing (the sequence of {t.name}: {_names(t.sequence)})",
+            f"required element missing (after {_after(t, missing)} in {t.name})",
             f"add {missing.label}",
         )
 
