@@ -26,6 +26,7 @@ from envoy_schema.server.schema.sep2.end_device import (
 from envoy_schema.server.schema.sep2.error import ErrorResponse
 from envoy_schema.server.schema.sep2.function_set_assignments import (
     FunctionSetAssignmentsListResponse,
+    FunctionSetAssignmentsResponse,
 )
 from envoy_schema.server.schema.sep2.metering_mirror import (
     MirrorMeterReadingListRequest,
@@ -546,3 +547,57 @@ def test_server_refuses_invalid_bodies_and_stores_nothing(server: Server, case: 
         r = c.request(case.method, path, content=doc.encode())
         assert r.status_code == case.ok, r.text
         assert _snapshot(server.engine) != before
+
+
+def test_every_resource_the_server_renders_passes_the_strict_check(server: Server) -> None:
+    """GET every resource (after writing one of each client resource) and validate the answer
+    strictly as its model: the server never sends what it would refuse."""
+    ident = server.ids["device-1"]
+    with server.client("device-1") as c:
+        edev = c.post("/edev", content=end_device_xml(ident.lfdi)).headers["location"]
+        assert c.put(edev + "/cp", content=CONNECTION_POINT.encode()).status_code == 204
+        for kind, doc in (
+            ("dercap", der_capability_xml().decode()),
+            ("derg", DER_SETTINGS),
+            ("ders", DER_STATUS),
+            ("dera", DER_AVAILABILITY),
+        ):
+            assert c.put(f"{edev}/der/1/{kind}", content=doc.encode()).status_code == 204
+        sub = c.post(edev + "/sub", content=subscription_xml(edev + "/derp/1/derc"))
+        assert sub.status_code == 201, sub.text
+        mup = c.post("/mup", content=mirror_usage_point_xml(ident.lfdi, 1_700_000_000, [3]))
+        assert mup.status_code == 201, mup.text
+        derc = get(c, edev + "/derp/1/derc", der_schema.DERControlListResponse, l=500)
+        assert isinstance(derc, der_schema.DERControlListResponse)
+        first = (derc.DERControl or [])[0].href
+        assert first is not None
+        served: list[tuple[str, type[BaseXmlModel]]] = [
+            ("/dcap", DeviceCapabilityResponse),
+            ("/tm", TimeResponse),
+            ("/edev", EndDeviceListResponse),
+            (edev, EndDeviceResponse),
+            (edev + "/rg", RegistrationResponse),
+            (edev + "/cp", ConnectionPointResponse),
+            (edev + "/fsa", FunctionSetAssignmentsListResponse),
+            (edev + "/fsa/1", FunctionSetAssignmentsResponse),
+            (edev + "/derp", der_schema.DERProgramListResponse),
+            (edev + "/derp/1", der_schema.DERProgramResponse),
+            (edev + "/derp/1/actderc", der_schema.DERControlListResponse),
+            (first, der_schema.DERControlResponse),
+            (edev + "/derp/1/dderc", der_schema.DefaultDERControl),
+            (edev + "/der", der_schema.DERListResponse),
+            (edev + "/der/1", der_schema.DER),
+            (edev + "/der/1/dercap", der_schema.DERCapability),
+            (edev + "/der/1/derg", der_schema.DERSettings),
+            (edev + "/der/1/ders", der_schema.DERStatus),
+            (edev + "/der/1/dera", der_schema.DERAvailability),
+            (edev + "/sub", SubscriptionList),
+            (sub.headers["location"], Subscription),
+            ("/mup", MirrorUsagePointListResponse),
+            (mup.headers["location"], MirrorUsagePointRequest),
+        ]
+        for href, model in served:
+            get(c, href, model, l=100)  # strict: validate_response → xml.parse
+        missing = c.get("/edev/999999")
+        assert missing.status_code == 404
+        sepxml.validate_response(ErrorResponse, missing.content)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import enum
 import inspect
 import re
+import threading
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -279,23 +280,39 @@ def _label(tag: str) -> str:
 
 
 _compiled: dict[type[BaseXmlModel], _Type] = {}
+"""Published structures: complete, read without a lock by every request thread."""
+_compile_lock = threading.Lock()
 
 
 def compile_model(model: type[BaseXmlModel]) -> _Type:
-    """The structure documents of ``model`` are checked against (compiled once, cached)."""
+    """The structure documents of ``model`` are checked against (compiled once, cached).
+
+    Compiled under a lock and published only when complete (with every model it contains), so a
+    request thread never walks a half-built structure."""
     hit = _compiled.get(model)
+    if hit is not None:
+        return hit
+    with _compile_lock:
+        building: dict[type[BaseXmlModel], _Type] = {}
+        t = _compile(model, building)
+        _compiled.update(building)
+        return t
+
+
+def _compile(model: type[BaseXmlModel], building: dict[type[BaseXmlModel], _Type]) -> _Type:
+    hit = _compiled.get(model) or building.get(model)
     if hit is not None:
         return hit
     structure = STRUCTURE_OF.get(model, model)
     if structure is not model:
-        t = compile_model(structure)
-        _compiled[model] = t
+        t = _compile(structure, building)
+        building[model] = t
         return t
     serializer = model.__xml_serializer__
     if not isinstance(serializer, model_serializers.ModelSerializer):  # pragma: no cover
         raise TypeError(f"{model.__name__} is not a complete pydantic-xml model")
     t = _Type(model.__xml_tag__ or model.__name__)
-    _compiled[model] = t  # before the children: a model may (indirectly) contain itself
+    building[model] = t  # before the children: a model may (indirectly) contain itself
     optional_attrs = OPTIONAL_ATTRIBUTES.get(model, frozenset())
     pos = 0
     for name, ser in serializer.fields_serializers.items():
@@ -311,11 +328,11 @@ def compile_model(model: type[BaseXmlModel]) -> _Type:
         if isinstance(inner, model_serializers.ModelProxySerializer):
             tag = inner.element_name
             child = _Child(
-                tag, _label(tag), pos, repeat, required, complex=compile_model(inner.model)
+                tag, _label(tag), pos, repeat, required, complex=_compile(inner.model, building)
             )
             dispatch = XSI_TYPE_MODELS.get(inner.model)
             if dispatch:
-                child.by_xsi_type = {k: compile_model(m) for k, m in dispatch.items()}
+                child.by_xsi_type = {k: _compile(m, building) for k, m in dispatch.items()}
         elif isinstance(inner, primitive.ElementSerializer):
             tag = inner._element_name
             check, type_name = _simple_type_of(model, name, t)
