@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from gridflex.derms import registry
 from gridflex.derms.db import session_factory
-from gridflex.sep2.app import Sep2Settings, create_app
+from gridflex.sep2.app import Sep2App, Sep2Settings, create_app
 from gridflex.sep2.certs import ClientIdentity, TlsFiles, ensure_test_pki
 from gridflex.sep2.server import ServerThread
 from gridflex.terms import ConnectionTerms
@@ -125,9 +125,18 @@ class Server:
     registry: Registry
     engine: Engine
     clock: Clock
+    app: Sep2App
+
+    def settle(self) -> None:
+        """Wait until the server has applied every change committed so far (PostgreSQL's
+        notifications reach it a loopback round trip after the commit; nothing to wait for on
+        SQLite, where every poll checks the database)."""
+        if self.app.changes is not None and self.app.changes.listening:
+            assert self.app.changes.sync(), "the change notifications did not arrive in 10 s"
 
     def client(self, name: str) -> httpx.Client:
-        """An HTTPS client presenting certificate ``name``."""
+        """An HTTPS client presenting certificate ``name`` (after :meth:`settle`)."""
+        self.settle()
         ctx = ssl.create_default_context(cafile=str(self.files.ca_cert))
         ident = self.ids[name]
         ctx.load_cert_chain(str(ident.cert), str(ident.key))
@@ -143,8 +152,10 @@ def server(engine: Engine, pki: tuple[TlsFiles, dict[str, ClientIdentity]]) -> I
     clock = Clock()
     app = create_app(engine, Sep2Settings(clock=clock), with_admin=False)
     srv = ServerThread(app, files).start()
+    if app.sep2.changes is not None:  # PostgreSQL: cached polls are answered from memory
+        assert app.sep2.changes.wait_listening(), "the server did not LISTEN within 10 s"
     try:
-        yield Server(srv.url, files, ids, reg, engine, clock)
+        yield Server(srv.url, files, ids, reg, engine, clock, app.sep2)
     finally:
         srv.stop()
 

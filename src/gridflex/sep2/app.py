@@ -104,6 +104,7 @@ from gridflex.errors import (
 from gridflex.sep2 import manager, schedule
 from gridflex.sep2 import xml as sepxml
 from gridflex.sep2.certs import TlsFiles
+from gridflex.sep2.changes import ChangeFeed
 from gridflex.sep2.identity import ClientScope, DeviceScope
 from gridflex.sep2.persistence import DerControl, EndDevice
 from gridflex.sep2.persistence import MirrorUsagePoint as MupRow
@@ -247,11 +248,21 @@ class Sep2App:
             if engine.dialect.name == "postgresql"
             else None
         )
-        self._scopes: dict[str, tuple[ClientScope, float]] = {}
+        self.changes: ChangeFeed | None = (
+            ChangeFeed(engine) if engine.dialect.name == "postgresql" else None
+        )
+        """Committed changes by notification (PostgreSQL; started with the application's
+        lifespan): cached answers are served without a database check while it listens."""
+        self._scopes: dict[str, tuple[ClientScope, float, int | None]] = {}
+        """Resolved scopes: LFDI → (scope, expiry on the monotonic clock, change token)."""
         self._mmr_refs: dict[tuple[int, str], manager.MeterReadingRef] = {}
         self._derc_cache: dict[tuple[str, str, bytes, bool], tuple[Any, dt.datetime, bytes]] = {}
         """Rendered DERControlLists: key → (control generation, valid until, body)."""
-        self._mup_owners: dict[int, tuple[Any, float]] = {}
+        self._derc_hot: dict[tuple[str, str, bytes], tuple[int, int, dt.datetime, bytes]] = {}
+        """The same lists for answering without the database while :attr:`changes` listens:
+        (client LFDI as the TLS layer gives it, path, query) → (EndDevice id, change token taken
+        before the rows were read, valid until, body)."""
+        self._mup_owners: dict[int, tuple[Any, float, int | None]] = {}
         self.writer = ReadingWriter(engine)
         self.asgi = Starlette(routes=self.routes(), lifespan=self.lifespan)
 
@@ -290,18 +301,36 @@ class Sep2App:
         with self.sessions.begin() as session:
             yield session, self._scope(session, lfdi)
 
+    def _token(self) -> int | None:
+        return self.changes.token() if self.changes is not None else None
+
+    def _still_valid(self, expires: float, token: int | None, edev_id: int) -> bool:
+        """Whether a cached access fact holds: while change notifications are received, until
+        a change of the device (or of the registry, ``edev_id`` 0) is notified; otherwise until
+        ``expires`` (:attr:`Sep2Settings.scope_cache_s`)."""
+        if self.changes is not None and self.changes.listening:
+            return token is not None and self.changes.fresh(edev_id, token)
+        return expires > time.monotonic()
+
+    def cached_scope(self, lfdi: str) -> ClientScope | None:
+        """The certificate's scope if this worker resolved it and it still holds (no query)."""
+        hit = self._scopes.get(lfdi)
+        if hit is not None and self._still_valid(hit[1], hit[2], 0):
+            return hit[0]
+        return None
+
     def _scope(self, session: Session, lfdi: str) -> ClientScope:
         ttl = self.settings.scope_cache_s
         if ttl <= 0:
             return manager.resolve_scope(session, lfdi)
-        now = time.monotonic()
-        hit = self._scopes.get(lfdi)
-        if hit is not None and hit[1] > now:
-            return hit[0]
+        hit = self.cached_scope(lfdi)
+        if hit is not None:
+            return hit
+        token = self._token()
         scope = manager.resolve_scope(session, lfdi)
         if len(self._scopes) > 100_000:  # bound the memory of a long-running worker
             self._scopes.clear()
-        self._scopes[lfdi] = (scope, now + ttl)
+        self._scopes[lfdi] = (scope, time.monotonic() + ttl, token)
         return scope
 
     def _mup_owner(self, session: Session, mup_id: int) -> Any:
@@ -311,16 +340,25 @@ class Sep2App:
         ttl = self.settings.scope_cache_s
         if ttl <= 0:
             return manager.mirror_usage_point_owner(session, mup_id)
-        now = time.monotonic()
-        hit = self._mup_owners.get(mup_id)
-        if hit is not None and hit[1] > now:
-            return hit[0]
+        hit = self.cached_mup_owner(mup_id)
+        if hit is not None:
+            return hit
+        token = self._token()
         owner = manager.mirror_usage_point_owner(session, mup_id)
         if owner is not None:
             if len(self._mup_owners) > 200_000:
                 self._mup_owners.clear()
-            self._mup_owners[mup_id] = (owner, now + ttl)
+            self._mup_owners[mup_id] = (owner, time.monotonic() + ttl, token)
         return owner
+
+    def cached_mup_owner(self, mup_id: int) -> Any:
+        """:meth:`_mup_owner` if this worker knows it and it still holds (no query), else None."""
+        if self.settings.scope_cache_s <= 0:
+            return None
+        hit = self._mup_owners.get(mup_id)
+        if hit is not None and self._still_valid(hit[1], hit[2], hit[0].end_device_id):
+            return hit[0]
+        return None
 
     def endpoint(
         self, fn: Callable[..., Response], *, executor: concurrent.futures.Executor | None = None
@@ -713,6 +751,7 @@ class Sep2App:
         now = self.now()
         edev_id = request.path_params["edev_id"]
         derp_id = request.path_params["derp_id"]
+        token = self._token()  # before any read: a change notified later invalidates the answer
         # read only: the generation is read before the rows, so a list rendered from rows newer
         # than its generation is only ever re-rendered, never served stale
         with self.transaction(request, read_only=True) as (session, scope):
@@ -737,6 +776,7 @@ class Sep2App:
             )
             hit = self._derc_cache.get(key)
             if hit is not None and hit[0] == generation and now < hit[1]:
+                self._remember_hot(request, active_only, edev_id, token, hit[1], hit[2])
                 return Response(hit[2], media_type=sepxml.CONTENT_TYPE)
             page = page_of(request)
             rows = manager.listed_control_rows(
@@ -760,7 +800,44 @@ class Sep2App:
         if len(self._derc_cache) > 100_000:  # bound the memory of a long-running worker
             self._derc_cache.clear()
         self._derc_cache[key] = (generation, valid_until, body)
+        self._remember_hot(request, active_only, edev_id, token, valid_until, body)
         return Response(body, media_type=sepxml.CONTENT_TYPE)
+
+    def _remember_hot(
+        self,
+        request: Request,
+        active_only: bool,
+        edev_id: int,
+        token: int | None,
+        valid_until: dt.datetime,
+        body: bytes,
+    ) -> None:
+        """Keep a list just read from the database (with the token taken before the read) for
+        :meth:`cached_derc_list`, the answer without a database round trip."""
+        if token is None or active_only or request.scope.get("root_path"):
+            return  # HotRoutes answers only GET .../derc without a root_path
+        lfdi = request.scope.get("extensions", {}).get("tls", {}).get("client_lfdi")
+        if not lfdi:
+            return
+        if len(self._derc_hot) > 100_000:  # bound the memory of a long-running worker
+            self._derc_hot.clear()
+        key = (lfdi, request.scope["path"], request.scope["query_string"])
+        self._derc_hot[key] = (edev_id, token, valid_until, body)
+
+    def cached_derc_list(self, lfdi: str, path: str, query: bytes) -> bytes | None:
+        """The DERControlList this certificate got for this path and query, if no change of the
+        device or of the registry has been notified since it was read and no listed control has
+        changed status since (:func:`_next_change`); None otherwise. No database access: only
+        while :attr:`changes` listens (PostgreSQL), and only lists this certificate was allowed
+        to read (the access check ran when the list was read; a change of ownership is a
+        notified change)."""
+        hit = self._derc_hot.get((lfdi, path, query))
+        if hit is None or self.changes is None:
+            return None
+        edev_id, token, valid_until, body = hit
+        if not self.changes.fresh(edev_id, token) or not self.now() < valid_until:
+            return None
+        return body
 
     def get_derc_list(self, request: Request, _body: bytes) -> Response:
         fast = self._derc_list_fast(request, active_only=False)
@@ -1134,12 +1211,16 @@ class Sep2App:
         )
         stop = asyncio.Event()
         task: asyncio.Task[None] | None = None
+        if self.changes is not None:
+            self.changes.start()
         if self.settings.notify_tls is not None:
             task = asyncio.create_task(self._notifier(stop))
         try:
             yield
         finally:
             await asyncio.get_running_loop().run_in_executor(None, self.writer.close)
+            if self.changes is not None:
+                await asyncio.get_running_loop().run_in_executor(None, self.changes.stop)
             if task is not None:
                 stop.set()
                 try:
@@ -1240,6 +1321,7 @@ def _dst_rules(tz_name: str, year: int) -> tuple[int, int, int]:
 
 _HOT_DERC = re.compile(r"/edev/([0-9]+)/derp/([0-9]+)/derc")
 _HOT_MMR = re.compile(r"/mup/([0-9]+)")
+_SEP_XML = sepxml.CONTENT_TYPE.encode()
 
 
 class HotRoutes:
@@ -1273,6 +1355,25 @@ class HotRoutes:
         if scope["type"] == "http" and not scope.get("root_path"):
             method = scope["method"]
             if method == "GET" and (m := _HOT_DERC.fullmatch(scope["path"])) is not None:
+                lfdi = scope.get("extensions", {}).get("tls", {}).get("client_lfdi")
+                body = (
+                    self.sep2.cached_derc_list(lfdi, scope["path"], scope["query_string"])
+                    if lfdi
+                    else None
+                )
+                if body is not None:  # no database, no thread hand-off, no Starlette objects
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 200,
+                            "headers": [
+                                (b"content-length", str(len(body)).encode()),
+                                (b"content-type", _SEP_XML),
+                            ],
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": body})
+                    return
                 scope["path_params"] = {"edev_id": int(m[1]), "derp_id": int(m[2])}
                 response = await self._derc(Request(scope, receive))
                 await response(scope, receive, send)
@@ -1293,7 +1394,7 @@ def create_sep2_asgi(engine: Engine, settings: Sep2Settings | None = None) -> AS
 
 def create_app(
     engine: Engine, settings: Sep2Settings | None = None, *, with_admin: bool = True
-) -> ASGIApp:
+) -> HotRoutes:
     """The whole server application: 2030.5 at the root, the registry REST API under /admin,
     the 2030.5 operations API (:mod:`gridflex.sep2.ops`) under /ops."""
     sep2 = Sep2App(engine, settings)
