@@ -453,6 +453,19 @@ def test_notification_resource_is_checked_by_its_xsi_type() -> None:
     bad = doc.replace("{inner}", "<readingTime>1</readingTime>").encode()
     with pytest.raises(sepxml.XmlInvalidError, match="Notification/Resource/readingTime"):
         sepxml.validate_response(Notification, bad)
+    unknown = doc.replace('"DERControlList"', '"PriceList"').replace("{inner}", "").encode()
+    with pytest.raises(sepxml.XmlInvalidError, match="Resource/@xsi:type: xsi:type 'PriceList'"):
+        sepxml.validate_response(Notification, unknown)
+
+
+def test_xsi_type_names_the_element_type() -> None:
+    xsi = 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
+    doc = end_device_xml(LFDI).decode()
+    ok = doc.replace("<EndDevice ", f'<EndDevice {xsi} xsi:type="EndDevice" ')
+    sepxml.parse(EndDeviceRequest, ok.encode())
+    bad = doc.replace("<EndDevice ", f'<EndDevice {xsi} xsi:type="MirrorUsagePoint" ')
+    with pytest.raises(sepxml.XmlInvalidError, match="EndDevice/@xsi:type: xsi:type"):
+        sepxml.parse(EndDeviceRequest, bad.encode())
 
 
 SERVED_MODELS: list[type[BaseXmlModel]] = [

@@ -138,6 +138,8 @@ class _Type:
     attrs: dict[str, ValueCheck] = field(default_factory=dict)
     required_attrs: list[str] = field(default_factory=list)
     n_required: int = 0
+    xsi_types: frozenset[str] = frozenset()
+    """Type names ``xsi:type`` may give (empty: only the type's own name)."""
     untyped: list[str] = field(default_factory=list)
     """Fields typed only ``int``/``str`` with no :data:`xsdtypes.ELEMENT_TYPES` entry."""
 
@@ -312,6 +314,8 @@ def _compile(model: type[BaseXmlModel], building: dict[type[BaseXmlModel], _Type
     if not isinstance(serializer, model_serializers.ModelSerializer):  # pragma: no cover
         raise TypeError(f"{model.__name__} is not a complete pydantic-xml model")
     t = _Type(model.__xml_tag__ or model.__name__)
+    if model in XSI_TYPE_MODELS:
+        t.xsi_types = frozenset(XSI_TYPE_MODELS[model])
     building[model] = t  # before the children: a model may (indirectly) contain itself
     optional_attrs = OPTIONAL_ATTRIBUTES.get(model, frozenset())
     pos = 0
@@ -421,6 +425,15 @@ def _unknown(child: etree._Element, t: _Type, last: int) -> StrictViolationError
     )
 
 
+def _xsi_type_problem(t: _Type, value: str) -> str | None:
+    """``xsi:type`` must name the element's own type (or, where the XSD declares a base type the
+    server fills with several, one of those); the prefix is not resolved, the local name is."""
+    allowed = t.xsi_types or frozenset({t.name})
+    if value.strip(_WS).rpartition(":")[2] in allowed:
+        return None
+    return f"xsi:type {value!r} is not a type this element may take ({', '.join(sorted(allowed))})"
+
+
 def _walk(el: etree._Element, t: _Type) -> None:
     attrib = el.attrib
     if len(attrib):
@@ -436,6 +449,8 @@ def _walk(el: etree._Element, t: _Type) -> None:
                     "remove the attribute",
                 )
             problem = attr_check(value)
+            if problem is None and name == XSI_TYPE:
+                problem = _xsi_type_problem(t, value)
             if problem is not None:
                 raise StrictViolationError(
                     f"{_path(el)}/@{_label(name)}", problem, "send a value of the attribute's type"
@@ -493,7 +508,7 @@ def _walk(el: etree._Element, t: _Type) -> None:
         sub = c.complex
         if sub is not None:
             if c.by_xsi_type is not None:
-                sub = c.by_xsi_type.get(child.get(XSI_TYPE, ""), sub)
+                sub = c.by_xsi_type.get(child.get(XSI_TYPE, "").rpartition(":")[2], sub)
             _walk(child, sub)
             continue
         if len(child):
