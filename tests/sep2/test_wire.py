@@ -78,6 +78,11 @@ def test_oversized_header_blocks_are_refused(server: Server) -> None:
             b"<changedTime>0</changedTime></EndDevice>",
             "sFDI",
         ),
+        (  # unknown elements are refused, not ignored (strict validation)
+            b"<EndDevice xmlns='urn:ieee:std:2030.5:ns'><sFDI>1</sFDI>"
+            b"<changedTime>0</changedTime><surprise/></EndDevice>",
+            "EndDevice/surprise: element not allowed here",
+        ),
     ],
 )
 def test_invalid_documents_are_400_naming_the_problem(
