@@ -133,3 +133,63 @@ def test_hot_routes_answer_as_starlette_does(server: Server, inline: bool) -> No
             sep2.writer.close()
 
     asyncio.run(scenario())
+
+
+def test_routine_telemetry_skips_the_database_and_refuses_what_the_full_path_refuses(
+    server: Server,
+) -> None:
+    """Once a worker knows the certificate, the MirrorUsagePoint's owner and the reading type,
+    a routine POST is parsed (strictly) on the event loop and handed to the group-commit writer
+    (:meth:`Sep2App.routine_mmr`); every document the full path refuses or must store
+    differently (hostile, invalid, another certificate, a changed reading type) goes to the
+    full path and gets its answer."""
+    server.clock.fixed = T0
+    start = int(T0.timestamp())
+    owner = server.ids["aggregator-1"].lfdi
+    with server.client("aggregator-1") as c:
+        r = c.post("/edev", content=end_device_xml(server.ids["device-2"].lfdi))
+        assert r.status_code == 201, r.text
+        r = c.post("/mup", content=mirror_usage_point_xml(server.ids["device-2"].lfdi, start, [1]))
+        assert r.status_code == 201, r.text
+        mup = r.headers["location"]
+    mup_id = int(mup[5:])
+    sep2 = Sep2App(server.engine, Sep2Settings(clock=server.clock))
+    hot = HotRoutes(sep2, sep2.asgi)
+    plain = sep2.asgi
+    good = mirror_meter_reading_xml(start + 300, [2])
+    invalid = good.replace(b"<uom>38</uom>", b"<uom>not a number</uom>")
+    unknown = good.replace(b"<kind>37</kind>", b"<kind>37</kind><colour>red</colour>")
+    rescaled = mirror_meter_reading_xml(start + 900, [4]).replace(
+        b"<powerOfTenMultiplier>3<", b"<powerOfTenMultiplier>0<"
+    )
+
+    async def scenario() -> None:
+        try:
+            assert sep2.routine_mmr(owner, mup_id, good) is None  # nothing known yet
+            assert (await _call(hot, "POST", mup, owner, good))[0] == 201  # full path, primes
+            for doc in (BILLION_LAUGHS, EXTERNAL_ENTITY, invalid, unknown, rescaled, b"<a"):
+                assert sep2.routine_mmr(owner, mup_id, doc) is None, doc
+            for doc in (BILLION_LAUGHS, EXTERNAL_ENTITY, invalid, unknown, b"<a"):
+                status, body = await _call(hot, "POST", mup, owner, doc)
+                assert (status, body) == await _call(plain, "POST", mup, owner, doc)
+                assert status == 400, body
+            for name in ("aggregator-2", "device-1", "stranger"):
+                lfdi = server.ids[name].lfdi
+                assert sep2.routine_mmr(lfdi, mup_id, good) is None
+                status, _ = await _call(hot, "POST", mup, lfdi, good)
+                assert status == 403
+            routine = sep2.routine_mmr(owner, mup_id, mirror_meter_reading_xml(start + 600, [3]))
+            assert routine is not None  # the routine path: no query, no thread
+            await asyncio.wrap_future(routine)
+            assert await _call(hot, "POST", mup, owner, rescaled) == (201, b"")  # full path
+        finally:
+            sep2.writer.close()
+
+    asyncio.run(scenario())
+    with session_factory(server.engine).begin() as s:
+        der_id = s.scalar(select(MirrorUsagePoint.der_id).where(MirrorUsagePoint.id == mup_id))
+        assert der_id is not None
+        stored = {(t, v) for _, _, t, v in manager.readings_for_der(s, der_id)}
+    at = lambda k: dt.datetime.fromtimestamp(start + 300 * k, dt.UTC)  # noqa: E731
+    # kW readings (10^3) until the reading type changed to W (10^0)
+    assert stored >= {(at(1), 2000.0), (at(2), 3000.0), (at(3), 4.0)}

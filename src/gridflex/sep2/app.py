@@ -384,25 +384,34 @@ class Sep2App:
                     await asyncio.wrap_future(result.future)
                     return result.response
                 return result
-            except sepxml.XmlRejectedError as exc:
-                return self.error(exc.status, str(exc), 0)
-            except PermissionDeniedError as exc:
-                return self.error(403, str(exc))
-            except NotFoundError as exc:
-                return self.error(404, str(exc))
-            except ConflictError as exc:
-                return self.error(409, str(exc))
-            except IntegrityError as exc:
-                # two requests created the same resource at once; nothing was stored by this one
-                log.info("concurrent write refused: %s", exc.orig)
-                return self.error(409, "a concurrent request changed this resource; retry")
-            except InputError as exc:
-                return self.error(400, str(exc))
-            except GridflexError as exc:
-                log.exception("2030.5 request failed")
-                return self.error(500, f"{type(exc).__name__}: {exc}", 16384)
+            except Exception as exc:
+                answer = self.error_answer(exc)
+                if answer is None:
+                    raise
+                return answer
 
         return run
+
+    def error_answer(self, exc: Exception) -> Response | None:
+        """The answer to a handler's error (None: not a domain error, the server answers 500)."""
+        if isinstance(exc, sepxml.XmlRejectedError):
+            return self.error(exc.status, str(exc), 0)
+        if isinstance(exc, PermissionDeniedError):
+            return self.error(403, str(exc))
+        if isinstance(exc, NotFoundError):
+            return self.error(404, str(exc))
+        if isinstance(exc, ConflictError):
+            return self.error(409, str(exc))
+        if isinstance(exc, IntegrityError):
+            # two requests created the same resource at once; nothing was stored by this one
+            log.info("concurrent write refused: %s", exc.orig)
+            return self.error(409, "a concurrent request changed this resource; retry")
+        if isinstance(exc, InputError):
+            return self.error(400, str(exc))
+        if isinstance(exc, GridflexError):
+            log.exception("2030.5 request failed", exc_info=exc)
+            return self.error(500, f"{type(exc).__name__}: {exc}", 16384)
+        return None
 
     def routes(self) -> list[BaseRoute]:
         e = self.endpoint
@@ -1125,6 +1134,40 @@ class Sep2App:
             return Deferred(self.writer.submit(items, now), created)  # type: ignore[return-value]
         return created
 
+    def routine_mmr(
+        self, lfdi: str, mup_id: int, body: bytes
+    ) -> concurrent.futures.Future[None] | None:
+        """A routine telemetry POST handled without the database or a thread hand-off: the same
+        strict parse as :meth:`post_mmr`, the certificate's scope and the MirrorUsagePoint's
+        owner from this worker's caches (:meth:`cached_scope`, :meth:`cached_mup_owner`), the
+        reading types already known and unchanged; the readings go to the group-commit writer
+        and the future completes after their commit. None when any of that does not hold (and
+        for every document :meth:`post_mmr` would refuse): the caller takes the full path, which
+        answers it exactly as before."""
+        if not self.settings.group_commit:
+            return None
+        scope = self.cached_scope(lfdi)
+        owner = self.cached_mup_owner(mup_id)
+        if scope is None or owner is None or not manager.may_access(scope, owner):
+            return None
+        try:
+            root = sepxml.parse_tree(body, max_bytes=self.settings.max_xml_bytes)
+            if etree.QName(root).localname == "MirrorMeterReadingList":
+                lst = sepxml.model_from_tree(MirrorMeterReadingListRequest, root)
+                mmrs = list(lst.mirrorMeterReadings or [])
+            else:
+                mmrs = [sepxml.model_from_tree(MirrorMeterReadingRequest, root)]
+            inputs = [_meter_reading_input(m) for m in mmrs]
+        except GridflexError:
+            return None  # refused on the full path, with its answer
+        items: list[tuple[int, int, tuple[manager.ReadingInput, ...]]] = []
+        for d in inputs:
+            ref = self._mmr_refs.get((mup_id, d.mrid.lower()))
+            if ref is None or not ref.accepts(d):
+                return None
+            items.append((ref.id, d.power_of_ten, d.readings))
+        return self.writer.submit(items, self.now())
+
     def _remember_mmr(self, mup_id: int, mrid: str, ref: manager.MeterReadingRef) -> None:
         if len(self._mmr_refs) > 200_000:  # bound the memory of a long-running worker
             self._mmr_refs.clear()
@@ -1324,6 +1367,30 @@ _HOT_MMR = re.compile(r"/mup/([0-9]+)")
 _SEP_XML = sepxml.CONTENT_TYPE.encode()
 
 
+async def _read_body(receive: Receive) -> bytes:
+    """The whole request body (the server has already refused oversized ones)."""
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives ``body`` once, then whatever the connection sends next."""
+    sent = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return dict(await receive())
+
+    return replay
+
+
 class HotRoutes:
     """Raw-ASGI front for the two requests a fleet sends all day: GET DERControlList and POST
     MirrorMeterReading. They go straight to the same wrapped handlers Starlette would call
@@ -1379,9 +1446,35 @@ class HotRoutes:
                 await response(scope, receive, send)
                 return
             if method == "POST" and (m := _HOT_MMR.fullmatch(scope["path"])) is not None:
-                scope["path_params"] = {"mup_id": int(m[1])}
-                response = await self._mmr(Request(scope, receive))
-                await response(scope, receive, send)
+                mup_id = int(m[1])
+                lfdi = scope.get("extensions", {}).get("tls", {}).get("client_lfdi")
+                body = await _read_body(receive)
+                stored = self.sep2.routine_mmr(lfdi, mup_id, body) if lfdi else None
+                if stored is not None:
+                    try:
+                        await asyncio.wrap_future(stored)
+                    except Exception as exc:
+                        answer = self.sep2.error_answer(exc)
+                        if answer is None:
+                            raise
+                        await answer(scope, receive, send)
+                        return
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 201,
+                            "headers": [
+                                (b"content-length", b"0"),
+                                (b"location", f"/mup/{mup_id}".encode()),
+                            ],
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": b""})
+                    return
+                scope["path_params"] = {"mup_id": mup_id}
+                replay = _replay(body, receive)
+                response = await self._mmr(Request(scope, replay))
+                await response(scope, replay, send)
                 return
         await self.app(scope, receive, send)
 
