@@ -29,6 +29,11 @@ START_HELP = (
     "00:00 local time, which is load-shape hour 0."
 )
 STEP_HELP = "Time step: 1h, 15min, 30s, ... (default: the model's profile step)."
+VIOLATIONS_HELP = (
+    "csv: violations.csv, one row per violation (the result contract); parquet: the same rows "
+    "as violations.parquet; summary: no row file, per-kind counts and worst rows in run.json "
+    "(for runs with tens of millions of rows)."
+)
 CONTROLS_HELP = (
     "static: regulator taps and capacitors respond every step (OpenDSS controlmode=static); "
     "off: frozen at the states one snapshot solve with controls on leaves."
@@ -51,6 +56,7 @@ def simulate(
         int,
         typer.Option(help="Control iterations per step (OpenDSS set maxcontroliter)."),
     ] = 10,
+    violations: Annotated[str, typer.Option(help=VIOLATIONS_HELP)] = "csv",
 ) -> None:
     """Simulate a feeder over time; write voltages, loadings, violations, run.json and a plot.
 
@@ -102,6 +108,7 @@ def simulate(
             progress=progress,
             on_imported=imported,
             max_control_iter=max_control_iter,
+            violations=violations,
         )
     print_summary(console, run)
 

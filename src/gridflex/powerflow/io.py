@@ -18,15 +18,15 @@ One folder per run (``docs/sim.md`` and the README state the contract):
     ``timings`` (``import_s``, ``solve_s``, ``write_s``), ``steps``, ``nodes``, ``branches``,
     ``convergence`` and the run's inputs (feeder, start, step, controls, limits).
 
-Parquet floats are written with the BYTE_STREAM_SPLIT encoding and zstd: a year of the 8500-node
-feeder stays tens of MB and writes in about a second.
+Parquet floats are written with the BYTE_STREAM_SPLIT encoding and LZ4 (``PARQUET_COMPRESSION``
+says why), in row groups of about 24 M values.
 """
 
 from __future__ import annotations
 
 import json
 import time as _time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +39,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gridflex.errors import InputError
-from gridflex.powerflow.violations import VIOLATION_COLUMNS
+from gridflex.powerflow.violations import (
+    SOURCE_ELEMENT,
+    VIOLATION_COLUMNS,
+    Limits,
+    ViolationSummary,
+    empty_violations,
+    iter_violations,
+)
+from gridflex.powerflow.violations_csv import ViolationScan, write_violations_from_result
 
 VOLTAGES_FILE = "voltages_pu.parquet"
 BRANCH_LOADING_FILE = "branch_loading.parquet"
 POWER_FILE = "power.parquet"
 VIOLATIONS_FILE = "violations.csv"
+VIOLATIONS_PARQUET_FILE = "violations.parquet"
+#: The violation row file per ``violations_format`` (``summary`` writes none).
+VIOLATIONS_FILES = {"csv": VIOLATIONS_FILE, "parquet": VIOLATIONS_PARQUET_FILE}
 RUN_FILE = "run.json"
 PLOT_FILE = "voltage_envelope.png"
 
@@ -61,9 +72,18 @@ def _time_array(time: Any) -> pa.Array:
     return pa.array(idx.tz_convert("UTC"), type=pa.timestamp("us", tz="UTC"))
 
 
-#: Values per Parquet row group of a wide table (about 48 MB of float64): bounds the extra
-#: memory the writer needs to a slice of the result instead of a full transposed copy.
-ROW_GROUP_VALUES = 6_000_000
+#: Values per Parquet row group of a wide table (about 190 MB of float64): bounds the extra
+#: memory the writer needs to a slice of the result instead of a full transposed copy. Arrow's
+#: cost per column chunk dominates small groups: a year of the 8500-node feeder's voltages
+#: (8760 x 8531) wrote in 11.2 s with 1.5 M values a group, 3.3 s with 6 M and 1.6 s with 25 M
+#: (in memory, LZ4; bench notes in docs/sim.md).
+ROW_GROUP_VALUES = 24_000_000
+
+#: Parquet codec. Measured on that same table (BYTE_STREAM_SPLIT, in memory, 2 runs each):
+#: zstd 6.3 s / 454 MB, LZ4 3.0-3.1 s / 459 MB, snappy 2.8-3.3 s / 488 MB, none 3.2-3.4 s /
+#: 580 MB. Solved float64 voltages are mostly noise bits, so zstd buys 1 % of size for twice
+#: the time; LZ4 keeps the size and the speed.
+PARQUET_COMPRESSION = "lz4"
 
 
 def _check_wide(time: Any, names: Sequence[str], values: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -103,7 +123,7 @@ def wide_table(time: Any, names: Sequence[str], values: npt.ArrayLike) -> pa.Tab
 def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
     float_cols = [f.name for f in schema if pa.types.is_floating(f.type)]
     return {
-        "compression": "zstd",
+        "compression": PARQUET_COMPRESSION,
         "use_dictionary": False,
         "write_statistics": False,
         "column_encoding": dict.fromkeys(float_cols, "BYTE_STREAM_SPLIT"),
@@ -234,12 +254,20 @@ def write_violations_csv(violations: pd.DataFrame | Iterable[pd.DataFrame], path
     return rows
 
 
+#: ``--violations`` choices: the contract's CSV (default), the same rows as Parquet, or counts
+#: only (``run.json``), for runs whose violation rows would dominate the run.
+VIOLATION_FORMATS: tuple[str, ...] = ("csv", "parquet", "summary")
+
+
 def write_results(
     result: Any,
     out_dir: str | Path,
     *,
-    violations: pd.DataFrame | Iterable[pd.DataFrame],
+    violations: pd.DataFrame | Iterable[pd.DataFrame] | None = None,
     run_info: Mapping[str, Any],
+    limits: Limits | None = None,
+    source_name: str = SOURCE_ELEMENT,
+    violations_format: str = "csv",
 ) -> dict[str, Path]:
     """Write a result's files into ``out_dir`` (created if needed) and ``run.json`` last.
 
@@ -250,18 +278,34 @@ def write_results(
     out_dir:
         Output folder; existing result files in it are replaced.
     violations:
-        The table from :func:`gridflex.powerflow.violations.find_violations`, or its slices from
-        :func:`~gridflex.powerflow.violations.iter_violations` (streamed: bounded memory).
+        None (default): found in the result's arrays against ``limits`` and written in one
+        compiled pass (:mod:`gridflex.powerflow.violations_csv`), with their per-kind summary
+        added to ``run.json`` (``violations``, ``violations_detail``, ``timings.violations_s``).
+        Or a ready table (:func:`~gridflex.powerflow.violations.find_violations`) or its slices
+        (:func:`~gridflex.powerflow.violations.iter_violations`), written as given.
     run_info:
         Everything else for ``run.json``; must hold ``timings`` (a mapping). The writer adds
-        ``timings.write_s``, ``layout_version`` and the list of ``files``.
+        ``timings.write_s``, ``layout_version``, ``violations_format`` and the list of ``files``.
+    limits, source_name:
+        The limits (default ANSI C84.1 Range A) and the source's element name, when the
+        violations are found here.
+    violations_format:
+        ``csv`` (the contract's ``violations.csv``, default), ``parquet``
+        (``violations.parquet``: the same columns, ``time`` a UTC timestamp) or ``summary`` (no
+        row file; the counts, elements, steps and worst rows in ``run.json`` only).
 
     Returns
     -------
     dict
-        File key (``voltages``, ``branch_loading``, ``power``, ``violations``, ``run``) -> path.
+        File key (``voltages``, ``branch_loading``, ``power``, ``violations``, ``run``) -> path
+        (no ``violations`` key with ``summary``).
     """
     start = _time.perf_counter()
+    if violations_format not in VIOLATION_FORMATS:
+        raise InputError(
+            f"--violations {violations_format!r} is not one of {', '.join(VIOLATION_FORMATS)}",
+            "give --violations csv (default), parquet or summary",
+        )
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"output path {out} is a file", "give --out a folder path")
@@ -270,12 +314,21 @@ def write_results(
         "voltages": out / VOLTAGES_FILE,
         "branch_loading": out / BRANCH_LOADING_FILE,
         "power": out / POWER_FILE,
-        "violations": out / VIOLATIONS_FILE,
+        "violations": out / VIOLATIONS_FILES.get(violations_format, VIOLATIONS_FILE),
         "run": out / RUN_FILE,
     }
     # run.json is written last: a folder without it is an incomplete (or running) write
     paths["run"].unlink(missing_ok=True)
-    # Arrow releases the GIL while encoding: the files compress in parallel.
+    # row files of another format from an earlier run into this folder would contradict run.json
+    for fmt, name in VIOLATIONS_FILES.items():
+        if fmt != violations_format:
+            (out / name).unlink(missing_ok=True)
+    if violations_format == "summary":
+        del paths["violations"]
+    info = dict(run_info)
+    timings = dict(info.get("timings", {}))
+    # Arrow and the Numba violation scan release the GIL: the files are encoded in parallel
+    # (and the disk writes of one overlap the encoding of the others).
     with ThreadPoolExecutor(max_workers=3) as pool:
         futures = [
             pool.submit(write_wide_parquet, result.time, list(result.node_names), result.v_pu,
@@ -284,33 +337,111 @@ def write_results(
                         result.branch_loading_pct, paths["branch_loading"]),
             pool.submit(_write_parquet, power_table(result), paths["power"]),
         ]  # fmt: skip
-        write_violations_csv(violations, paths["violations"])
+        if violations is not None:
+            if violations_format == "summary":
+                raise InputError(
+                    "violations_format='summary' summarises the result's own arrays",
+                    "pass violations=None with violations_format='summary'",
+                )
+            if violations_format == "csv":
+                write_violations_csv(violations, paths["violations"])
+            else:
+                write_violations_parquet(violations, paths["violations"])
+        else:
+            t_v = _time.perf_counter()
+            scan = _scan_violations(result, paths.get("violations"), violations_format,
+                                    limits, source_name)  # fmt: skip
+            info["violations"] = dict(scan.rows)
+            info["violations_detail"] = scan.detail
+            timings["violations_s"] = round(_time.perf_counter() - t_v, 4)
         for f in futures:
             f.result()
-    info = dict(run_info)
-    timings = dict(info.get("timings", {}))
     timings["write_s"] = round(_time.perf_counter() - start, 4)
     info["timings"] = timings
     info["layout_version"] = LAYOUT_VERSION
+    info["violations_format"] = violations_format
     info["files"] = {k: p.name for k, p in paths.items()}
     paths["run"].write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
     return paths
 
 
+def _scan_violations(
+    result: Any,
+    path: Path | None,
+    violations_format: str,
+    limits: Limits | None,
+    source_name: str,
+) -> ViolationScan:
+    """Violations of ``result`` in the chosen format, with their ``run.json`` summary."""
+    if violations_format == "csv":
+        assert path is not None
+        return write_violations_from_result(result, path, limits, source_name=source_name)
+    if violations_format == "summary":
+        return write_violations_from_result(result, None, limits, source_name=source_name)
+    assert path is not None
+    summary = ViolationSummary()
+
+    def slices() -> Iterator[pd.DataFrame]:
+        for chunk in iter_violations(result, limits, source_name=source_name):
+            summary.add(chunk)
+            yield chunk
+
+    write_violations_parquet(slices(), path)
+    return ViolationScan(rows=dict(summary.rows), detail=summary.as_dict(), seconds=0.0)
+
+
+def write_violations_parquet(violations: pd.DataFrame | Iterable[pd.DataFrame], path: Path) -> int:
+    """The violations table as Parquet (``--violations parquet``): the CSV's columns, ``time`` a
+    UTC timestamp, ``element`` and ``kind`` strings (dictionary-encoded on disk).
+
+    Returns
+    -------
+    int
+        Rows written.
+    """
+    chunks = [violations] if isinstance(violations, pd.DataFrame) else violations
+    schema = pa.schema(
+        [
+            pa.field("time", pa.timestamp("us", tz="UTC")),
+            pa.field("element", pa.string()),
+            pa.field("kind", pa.string()),
+            pa.field("value", pa.float64()),
+            pa.field("limit", pa.float64()),
+        ]
+    )
+    rows = 0
+    with pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=["element", "kind"],
+                          write_statistics=False) as writer:  # fmt: skip
+        for chunk in chunks:
+            if not len(chunk):
+                continue
+            table = _violations_arrow(chunk)
+            table = table.set_column(0, "time", _time_array(chunk["time"]))
+            writer.write_table(table.cast(schema))
+            rows += len(chunk)
+    return rows
+
+
 @dataclass(frozen=True)
 class ResultFiles:
-    """A run folder read back: the tables with a UTC ``time`` column, and ``run.json``."""
+    """A run folder read back: the tables with a UTC ``time`` column, and ``run.json``.
+
+    ``violations`` is None for a run written with ``--violations summary`` (no row file; the
+    counts are in ``run["violations_detail"]``).
+    """
 
     voltages_pu: pd.DataFrame
     branch_loading_pct: pd.DataFrame
     power: pd.DataFrame
-    violations: pd.DataFrame
+    violations: pd.DataFrame | None
     run: dict[str, Any]
 
 
 def read_violations_csv(path: str | Path) -> pd.DataFrame:
     """Read ``violations.csv`` back with a UTC ``time`` and ``element`` as strings."""
     table = pd.read_csv(path, dtype={"element": str, "kind": str}, engine="pyarrow")
+    if not len(table):
+        return empty_violations().astype({"kind": str})
     table["time"] = pd.to_datetime(table["time"], utc=True, format="ISO8601")
     return table
 
@@ -320,18 +451,28 @@ def read_results(out_dir: str | Path) -> ResultFiles:
     out = Path(out_dir)
     missing = [
         name
-        for name in (VOLTAGES_FILE, BRANCH_LOADING_FILE, POWER_FILE, VIOLATIONS_FILE, RUN_FILE)
+        for name in (VOLTAGES_FILE, BRANCH_LOADING_FILE, POWER_FILE, RUN_FILE)
         if not (out / name).is_file()
     ]
+    run = json.loads((out / RUN_FILE).read_text(encoding="utf-8")) if not missing else {}
+    fmt = str(run.get("violations_format", "csv"))
+    row_file = VIOLATIONS_FILES.get(fmt)
+    if row_file is not None and not (out / row_file).is_file():
+        missing.append(row_file)
     if missing:
         raise InputError(
             f"result folder {out} lacks {', '.join(missing)}",
             "point at a folder written by `gridflex simulate --out`",
         )
+    violations: pd.DataFrame | None = None
+    if fmt == "csv":
+        violations = read_violations_csv(out / VIOLATIONS_FILE)
+    elif fmt == "parquet":
+        violations = pd.read_parquet(out / VIOLATIONS_PARQUET_FILE)
     return ResultFiles(
         voltages_pu=pd.read_parquet(out / VOLTAGES_FILE),
         branch_loading_pct=pd.read_parquet(out / BRANCH_LOADING_FILE),
         power=pd.read_parquet(out / POWER_FILE),
-        violations=read_violations_csv(out / VIOLATIONS_FILE),
-        run=json.loads((out / RUN_FILE).read_text(encoding="utf-8")),
+        violations=violations,
+        run=run,
     )

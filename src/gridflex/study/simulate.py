@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import platform
 import time as _time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -220,7 +220,8 @@ class SimulationRun:
     """What :func:`run_simulation` produced: the result, ``run.json`` and the files.
 
     The violations themselves are in ``paths["violations"]`` (read them with
-    :func:`gridflex.powerflow.io.read_violations_csv`); ``run_info["violations_detail"]`` holds
+    :func:`gridflex.powerflow.io.read_violations_csv`; no such file with ``violations="summary"``);
+    ``run_info["violations_detail"]`` holds
     per kind the rows, elements, steps and the worst row.
     """
 
@@ -267,6 +268,7 @@ def run_simulation(
     on_imported: Callable[[Network], None] | None = None,
     network: Network | None = None,
     max_control_iter: int = 10,
+    violations: str = "csv",
 ) -> SimulationRun:
     """Run ``gridflex simulate``: import, solve, find violations, write the result folder.
 
@@ -293,6 +295,9 @@ def run_simulation(
         An already imported network (``feeder`` is then only its label).
     max_control_iter:
         Control iterations per step (OpenDSS ``set maxcontroliter``; default 10 as OpenDSS).
+    violations:
+        ``csv`` (the contract's ``violations.csv``, default), ``parquet``
+        (``violations.parquet``) or ``summary`` (counts and worst rows in ``run.json`` only).
 
     Returns
     -------
@@ -301,8 +306,8 @@ def run_simulation(
     from gridflex import __version__
     from gridflex.network import load_network
     from gridflex.powerflow import simulate
-    from gridflex.powerflow.io import write_results
-    from gridflex.powerflow.violations import ViolationSummary, iter_violations, load_limits
+    from gridflex.powerflow.io import VIOLATION_FORMATS, write_results
+    from gridflex.powerflow.violations import load_limits
 
     if max_control_iter < 1:
         raise InputError(
@@ -312,6 +317,11 @@ def run_simulation(
     if controls not in CONTROLS:
         raise InputError(f"--controls {controls!r} is not one of {', '.join(CONTROLS)}",
                          "give --controls static or --controls off")  # fmt: skip
+    if violations not in VIOLATION_FORMATS:
+        raise InputError(
+            f"--violations {violations!r} is not one of {', '.join(VIOLATION_FORMATS)}",
+            "give --violations csv (default), parquet or summary",
+        )
     step_td = parse_step(step)
     label = str(feeder) if feeder is not None else DEFAULT_FEEDER
     if network is None:
@@ -348,28 +358,6 @@ def run_simulation(
         max_control_iter=max_control_iter,
     )
     solve_s = _time.perf_counter() - t0
-
-    # Violations are found slice by slice while the files are written (a year of a large
-    # feeder can hold tens of millions of rows); the summary is folded in on the way.
-    summary = ViolationSummary()
-    violations_s = 0.0
-
-    def violation_slices() -> Iterator[pd.DataFrame]:
-        nonlocal violations_s
-        chunks = iter_violations(result, lim, source_name=network.source.name)
-        while True:
-            t_v = _time.perf_counter()
-            chunk = next(chunks, None)
-            if chunk is not None:
-                summary.add(chunk)
-            violations_s += _time.perf_counter() - t_v
-            if chunk is None:
-                # write_results reads run_info after the CSV: complete it now
-                run_info["violations"] = dict(summary.rows)
-                run_info["violations_detail"] = summary.as_dict()
-                run_info["timings"]["violations_s"] = round(violations_s, 4)
-                return
-            yield chunk
 
     v = np.asarray(result.v_pu, dtype=np.float64)
     step_h = step_td.total_seconds() / 3600.0
@@ -415,7 +403,7 @@ def run_simulation(
             },
         },
         "convergence": _convergence(result),
-        "violations": {},  # filled while violations.csv is written
+        "violations": {},  # filled by write_results
         "summary": {
             "v_min_pu": float(np.nanmin(v)) if v.size else None,
             "v_max_pu": float(np.nanmax(v)) if v.size else None,
@@ -426,8 +414,17 @@ def run_simulation(
         },
         "notes": list(network.notes),
     }
-    paths = write_results(result, out_dir, violations=violation_slices(), run_info=run_info)
-    run_info = _read_back_timings(paths["run"], run_info)
+    # violations are found and written in one compiled pass over the arrays, while the Parquet
+    # files are encoded on other threads; their summary lands in run.json
+    paths = write_results(
+        result,
+        out_dir,
+        run_info=run_info,
+        limits=lim,
+        source_name=network.source.name,
+        violations_format=violations,
+    )
+    run_info = _read_back(paths["run"], run_info)
     if not plot:
         # a plot left from an earlier run into this folder would no longer match its files
         from gridflex.study.simulate_plot import PLOT_FILE
@@ -455,10 +452,13 @@ def _nanmax(a: Any) -> float | None:
     return float(np.nanmax(arr))
 
 
-def _read_back_timings(path: Path, info: dict[str, Any]) -> dict[str, Any]:
+def _read_back(path: Path, info: dict[str, Any]) -> dict[str, Any]:
+    """``run_info`` with what the writer added (timings, violation counts, files)."""
     import json
 
     written = json.loads(path.read_text(encoding="utf-8"))
     merged = dict(info)
-    merged["timings"] = written["timings"]
+    for key in ("timings", "violations", "violations_detail", "violations_format", "files"):
+        merged[key] = written[key]
+    merged["layout_version"] = written["layout_version"]
     return merged

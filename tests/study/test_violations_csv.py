@@ -1,0 +1,189 @@
+"""The compiled violations pass: same rows, order and summary as the pandas reference."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numba as nb
+import numpy as np
+import pandas as pd
+import pytest
+
+from gridflex.errors import InputError
+from gridflex.powerflow.io import (
+    VIOLATIONS_PARQUET_FILE,
+    read_results,
+    read_violations_csv,
+    write_results,
+)
+from gridflex.powerflow.result import TimeSeriesResult
+from gridflex.powerflow.violations import (
+    Limits,
+    ViolationSummary,
+    find_violations,
+    iter_violations,
+    load_limits,
+)
+from gridflex.powerflow.violations_csv import _put_float, write_violations_from_result
+
+
+def _result(n: int = 50, seed: int = 3) -> TimeSeriesResult:
+    """Every kind of violation, a NaN step, values exactly on limits, names needing quotes."""
+    time = pd.date_range("2026-03-29T00:00Z", periods=n, freq="15min")
+    rng = np.random.default_rng(seed)
+    nodes = ["src.1", "bus,a.1", 'bus"b.2', "bus_c.3", "bus_d.1"]
+    v = 1.0 + 0.12 * (rng.random((n, len(nodes))) - 0.5)
+    v[3, :] = np.nan  # a step that did not converge is never flagged
+    v[4, 0] = 1.05  # exactly on the limit: not a violation
+    v[4, 1] = 0.95
+    load = 140 * rng.random((n, 3))
+    load[5, 0] = 100.0
+    emerg = load * 0.8
+    return TimeSeriesResult(
+        time=time,
+        node_names=nodes,
+        v_pu=v,
+        branch_names=["line.l1", "transformer.t1", "line.l,2"],
+        branch_loading_pct=load,
+        branch_loading_emerg_pct=emerg,
+        source_p_kw=rng.normal(size=n) * 500,
+        source_q_kvar=rng.normal(size=n),
+        regulator_names=["regcontrol.r1", "regcontrol.r2"],
+        regulator_taps=rng.integers(-16, 16, size=(n, 2)),
+        regulator_p_kw=rng.normal(size=(n, 2)) * 1e-3,
+        capacitor_names=[],
+        capacitor_states=np.zeros((n, 0), dtype=np.int64),
+        losses_kw=rng.random(n),
+        pv_names=[],
+        pv_available_kw=np.zeros((n, 0)),
+        pv_p_kw=np.zeros((n, 0)),
+        pv_curtailed_kw=np.zeros((n, 0)),
+        e_curtailed_kwh=np.zeros(0),
+        converged=np.ones(n, dtype=bool),
+        iterations=np.ones(n, dtype=np.int64),
+    )
+
+
+@pytest.mark.parametrize("buffer_bytes", [1, 1 << 20])
+def test_compiled_csv_equals_the_reference_table_and_summary(
+    tmp_path: Path, buffer_bytes: int
+) -> None:
+    res = _result()
+    lim = Limits(0.95, 1.05, 100.0, 100.0, 0.0, name="t")
+    path = tmp_path / "v.csv"
+    scan = write_violations_from_result(res, path, lim, buffer_bytes=buffer_bytes)
+    ref = find_violations(res, lim)
+    back = read_violations_csv(path)
+    # every kind occurs, so the comparison covers each branch of the kernel
+    assert set(ref["kind"].astype(str)) == {
+        "undervoltage",
+        "overvoltage",
+        "thermal_normal",
+        "thermal_emergency",
+        "reverse_power",
+    }
+    assert len(back) == len(ref) > 0
+    assert (back["time"].to_numpy() == ref["time"].to_numpy()).all()
+    assert back["element"].tolist() == ref["element"].astype(str).tolist()
+    assert back["kind"].tolist() == ref["kind"].astype(str).tolist()
+    # 12 significant digits
+    np.testing.assert_allclose(back["value"], ref["value"], rtol=1e-11, atol=0)
+    np.testing.assert_allclose(back["limit"], ref["limit"], rtol=1e-11, atol=0)
+    summary = ViolationSummary()
+    for chunk in iter_violations(res, lim):
+        summary.add(chunk)
+    assert scan.rows == summary.rows
+    assert scan.detail == summary.as_dict()
+
+
+def test_names_are_quoted_only_when_needed(tmp_path: Path) -> None:
+    res = _result()
+    path = tmp_path / "v.csv"
+    write_violations_from_result(res, path)
+    text = path.read_text(encoding="utf-8")
+    assert '"bus,a.1"' in text
+    assert '"bus""b.2"' in text
+    assert '"src.1"' not in text
+    assert text.splitlines()[0] == "time,element,kind,value,limit"
+
+
+def test_summary_only_writes_nothing_and_counts_the_same(tmp_path: Path) -> None:
+    res = _result()
+    with_file = write_violations_from_result(res, tmp_path / "v.csv")
+    counts = write_violations_from_result(res, None)
+    assert counts.rows == with_file.rows
+    assert counts.detail == with_file.detail
+
+
+def test_no_violation_gives_a_header_only_file(tmp_path: Path) -> None:
+    res = _result()
+    res.v_pu[:] = 1.0
+    res.branch_loading_pct[:] = 50.0
+    res.branch_loading_emerg_pct[:] = 40.0
+    res.source_p_kw[:] = 10.0
+    res.regulator_p_kw[:] = 10.0
+    path = tmp_path / "v.csv"
+    scan = write_violations_from_result(res, path)
+    assert path.read_text() == "time,element,kind,value,limit\n"
+    assert sum(scan.rows.values()) == 0
+    assert all(d["worst"] is None for d in scan.detail.values())
+    assert read_violations_csv(path).empty
+
+
+@nb.njit
+def _fmt(x: float) -> np.ndarray:
+    buf = np.empty(64, np.uint8)
+    digits = np.empty(16, np.uint8)
+    n = _put_float(buf, 0, x, digits)
+    return buf[:n].copy()
+
+
+def test_numbers_print_as_percent_12g() -> None:
+    rng = np.random.default_rng(11)
+    xs = np.concatenate(
+        [
+            rng.standard_normal(3000) * 10.0 ** rng.integers(-30, 30, 3000),
+            [1.0, 100.0, 1.05, 0.95, 9.9999999999995, 99.99999999999951, 1e12, 1e-4],
+            [9.99999999999e-5, 123456789012.4, 1e300, 5e-324, -1e-7, 1e20, 1e-20, 0.1],
+            [np.nan, np.inf, -np.inf],
+        ]
+    )
+    got = [bytes(_fmt(float(x))).decode() for x in xs]
+    assert got == [f"{x:.12g}" for x in xs]
+
+
+def test_write_results_finds_violations_itself_in_each_format(tmp_path: Path) -> None:
+    res = _result()
+    ref = find_violations(res, load_limits())
+    for fmt in ("csv", "parquet", "summary"):
+        out = tmp_path / fmt
+        paths = write_results(res, out, run_info={"timings": {}}, violations_format=fmt)
+        run = json.loads(paths["run"].read_text())
+        assert run["violations_format"] == fmt
+        assert sum(run["violations"].values()) == len(ref)
+        assert run["timings"]["violations_s"] >= 0
+        back = read_results(out)
+        if fmt == "summary":
+            assert back.violations is None
+            assert "violations" not in paths
+            assert not (out / "violations.csv").exists()
+        else:
+            assert back.violations is not None
+            assert len(back.violations) == len(ref)
+            assert back.violations["kind"].astype(str).tolist() == ref["kind"].astype(str).tolist()
+            assert str(back.violations["time"].dt.tz) == "UTC"
+    assert (tmp_path / "parquet" / VIOLATIONS_PARQUET_FILE).is_file()
+
+
+def test_a_rerun_in_another_format_removes_the_old_row_file(tmp_path: Path) -> None:
+    res = _result()
+    write_results(res, tmp_path, run_info={"timings": {}})
+    assert (tmp_path / "violations.csv").is_file()
+    write_results(res, tmp_path, run_info={"timings": {}}, violations_format="summary")
+    assert not (tmp_path / "violations.csv").exists()
+
+
+def test_unknown_format_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="--violations 'xml'"):
+        write_results(_result(), tmp_path, run_info={"timings": {}}, violations_format="xml")
