@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import time as _time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,6 +268,7 @@ def write_results(
     limits: Limits | None = None,
     source_name: str = SOURCE_ELEMENT,
     violations_format: str = "csv",
+    side_jobs: Mapping[str, Callable[[], Path]] | None = None,
 ) -> dict[str, Path]:
     """Write a result's files into ``out_dir`` (created if needed) and ``run.json`` last.
 
@@ -293,6 +294,10 @@ def write_results(
         ``csv`` (the contract's ``violations.csv``, default), ``parquet``
         (``violations.parquet``: the same columns, ``time`` a UTC timestamp) or ``summary`` (no
         row file; the counts, elements, steps and worst rows in ``run.json`` only).
+    side_jobs:
+        More files to write alongside (``{"plot": draw}``): each callable runs on the writer's
+        threads and returns its file's path; ``run.json`` lists it under its key, with its time
+        as ``timings["<key>_s"]``.
 
     Returns
     -------
@@ -329,7 +334,7 @@ def write_results(
     timings = dict(info.get("timings", {}))
     # Arrow and the Numba violation scan release the GIL: the files are encoded in parallel
     # (and the disk writes of one overlap the encoding of the others).
-    with ThreadPoolExecutor(max_workers=3) as pool:
+    with ThreadPoolExecutor(max_workers=3 + len(side_jobs or {})) as pool:
         futures = [
             pool.submit(write_wide_parquet, result.time, list(result.node_names), result.v_pu,
                         paths["voltages"]),
@@ -337,6 +342,7 @@ def write_results(
                         result.branch_loading_pct, paths["branch_loading"]),
             pool.submit(_write_parquet, power_table(result), paths["power"]),
         ]  # fmt: skip
+        side = {key: pool.submit(_timed, job) for key, job in (side_jobs or {}).items()}
         if violations is not None:
             if violations_format == "summary":
                 raise InputError(
@@ -356,6 +362,9 @@ def write_results(
             timings["violations_s"] = round(_time.perf_counter() - t_v, 4)
         for f in futures:
             f.result()
+        for key, fut in side.items():
+            paths[key], seconds = fut.result()
+            timings[f"{key}_s"] = round(seconds, 4)
     timings["write_s"] = round(_time.perf_counter() - start, 4)
     info["timings"] = timings
     info["layout_version"] = LAYOUT_VERSION
@@ -363,6 +372,11 @@ def write_results(
     info["files"] = {k: p.name for k, p in paths.items()}
     paths["run"].write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
     return paths
+
+
+def _timed(job: Callable[[], Path]) -> tuple[Path, float]:
+    t0 = _time.perf_counter()
+    return job(), _time.perf_counter() - t0
 
 
 def _scan_violations(

@@ -359,7 +359,11 @@ def run_simulation(
     )
     solve_s = _time.perf_counter() - t0
 
-    v = np.asarray(result.v_pu, dtype=np.float64)
+    from gridflex.study.simulate_plot import envelope
+
+    # per-step extremes in one compiled pass each (np.nanmin would copy the arrays whole)
+    v_lo, v_hi = envelope(result.v_pu)
+    load_hi = envelope(result.branch_loading_pct)[1]
     step_h = step_td.total_seconds() / 3600.0
     run_info: dict[str, Any] = {
         "gridflex_version": __version__,
@@ -405,17 +409,28 @@ def run_simulation(
         "convergence": _convergence(result),
         "violations": {},  # filled by write_results
         "summary": {
-            "v_min_pu": float(np.nanmin(v)) if v.size else None,
-            "v_max_pu": float(np.nanmax(v)) if v.size else None,
-            "max_loading_pct": _nanmax(result.branch_loading_pct),
+            "v_min_pu": _nanmin(v_lo),
+            "v_max_pu": _nanmax(v_hi),
+            "max_loading_pct": _nanmax(load_hi),
             "energy_source_kwh": float(np.nansum(result.source_p_kw)) * step_h,
             "energy_losses_kwh": float(np.nansum(result.losses_kw)) * step_h,
             "e_curtailed_kwh": float(np.nansum(result.e_curtailed_kwh)),
         },
         "notes": list(network.notes),
     }
-    # violations are found and written in one compiled pass over the arrays, while the Parquet
-    # files are encoded on other threads; their summary lands in run.json
+    from gridflex.study.simulate_plot import PLOT_FILE, plot_voltage_envelope
+
+    side_jobs: dict[str, Callable[[], Path]] = {}
+    if plot:
+        extremes = (v_lo, v_hi, np.sort(load_hi[np.isfinite(load_hi)])[::-1])
+        side_jobs["plot"] = lambda: plot_voltage_envelope(
+            result, Path(out_dir), limits=lim, title=label, extremes=extremes
+        )
+    else:
+        # a plot left from an earlier run into this folder would no longer match its files
+        (Path(out_dir) / PLOT_FILE).unlink(missing_ok=True)
+    # violations are found and written in one compiled pass over the arrays while the Parquet
+    # files are encoded and the plot drawn on other threads; the summary lands in run.json
     paths = write_results(
         result,
         out_dir,
@@ -423,19 +438,9 @@ def run_simulation(
         limits=lim,
         source_name=network.source.name,
         violations_format=violations,
+        side_jobs=side_jobs,
     )
     run_info = _read_back(paths["run"], run_info)
-    if not plot:
-        # a plot left from an earlier run into this folder would no longer match its files
-        from gridflex.study.simulate_plot import PLOT_FILE
-
-        (Path(out_dir) / PLOT_FILE).unlink(missing_ok=True)
-    else:
-        from gridflex.study.simulate_plot import plot_voltage_envelope
-
-        t0 = _time.perf_counter()
-        paths["plot"] = plot_voltage_envelope(result, Path(out_dir), limits=lim, title=label)
-        run_info["timings"]["plot_s"] = round(_time.perf_counter() - t0, 4)
     return SimulationRun(
         feeder=label,
         network=network,
@@ -450,6 +455,13 @@ def _nanmax(a: Any) -> float | None:
     if not arr.size or np.all(np.isnan(arr)):
         return None
     return float(np.nanmax(arr))
+
+
+def _nanmin(a: Any) -> float | None:
+    arr = np.asarray(a, dtype=np.float64)
+    if not arr.size or np.all(np.isnan(arr)):
+        return None
+    return float(np.nanmin(arr))
 
 
 def _read_back(path: Path, info: dict[str, Any]) -> dict[str, Any]:
