@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -152,21 +153,30 @@ def worker_opendss(
 
 
 def worker_gridflex(
-    master: str, hours: int, controls: str, max_iter: int, out: str
+    master: str, hours: int, controls: str, max_iter: int, out: str, violations: str = "csv"
 ) -> dict[str, Any]:
     """``gridflex simulate`` on the same master file (as the command runs it)."""
+    import os
+
     from gridflex.study.simulate import run_simulation
 
     t0 = time.perf_counter()
     run = run_simulation(master, out, hours=float(hours), controls=controls,
-                         max_control_iter=max_iter)  # fmt: skip
+                         max_control_iter=max_iter, violations=violations)  # fmt: skip
     end_to_end = time.perf_counter() - t0
     info = run.run_info
+    timings = info["timings"]
     return {
         "tool": "gridflex",
-        "import_s": info["timings"]["import_s"],
-        "solve_s": info["timings"]["solve_s"],
-        "write_s": info["timings"]["write_s"],
+        "violations_format": violations,
+        "import_s": timings["import_s"],
+        "solve_s": timings["solve_s"],
+        "write_s": timings["write_s"],
+        "violations_s": timings.get("violations_s"),
+        "plot_s": timings.get("plot_s"),
+        "violation_rows": sum(info["violations"].values()),
+        "output_mb": sum(f.stat().st_size for f in Path(out).iterdir()) / 2**20,
+        "cpu_count": os.cpu_count(),
         "end_to_end_s": end_to_end,
         "peak_rss_mb": _peak_rss_mb(),
         "converged": info["convergence"]["all_converged"],
@@ -218,6 +228,13 @@ def main(argv: list[str] | None = None) -> int:
         help="which side(s) to run: opendss, gridflex or both (default both, side by side)",
     )
     parser.add_argument("--timeout", type=float, default=1800.0, help="per run, seconds")
+    parser.add_argument(
+        "--violations",
+        choices=("csv", "parquet", "summary"),
+        default="csv",
+        help="gridflex's violation output (default csv: the result contract, as "
+        "`gridflex simulate` writes it)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--worker", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -227,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         if kind == "opendss":
             out = worker_opendss(rest[0], int(rest[1]), rest[2], rest[3], int(rest[4]))
         else:
-            out = worker_gridflex(rest[0], int(rest[1]), rest[2], int(rest[3]), rest[4])
+            out = worker_gridflex(rest[0], int(rest[1]), rest[2], int(rest[3]), rest[4], rest[5])
         print(json.dumps(out))
         return 0
 
@@ -247,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     modes = [m.strip() for m in args.controls.split(",") if m.strip()]
     if any(m not in MODES for m in modes):
         parser.error("--controls takes frozen, active or frozen,active")
-    methods = ("native", "loop") if args.opendss_method == "best" else (args.opendss_method,)
+    methods: tuple[str, ...] = (
+        ("native", "loop") if args.opendss_method == "best" else (args.opendss_method,)
+    )
     tools = {t.strip() for t in args.tools.split(",") if t.strip()}
     if not tools or tools - {"opendss", "gridflex"}:
         parser.error("--tools takes opendss, gridflex or opendss,gridflex")
@@ -272,12 +291,14 @@ def main(argv: list[str] | None = None) -> int:
                     tried[method] = r
                     if "error" not in r and (not peer or r["solve_s"] < peer["solve_s"]):
                         peer = r
-                out = Path(tmp) / f"{key}_{mode}"
+                out_dir = Path(tmp) / f"{key}_{mode}"
                 gf: dict[str, Any] = {"error": "not run (--tools)"}
                 if "gridflex" in tools:
                     cmd = ["gridflex", str(master), str(args.hours), gf_mode,
-                           str(spec.max_control_iter), str(out)]  # fmt: skip
+                           str(spec.max_control_iter), str(out_dir), args.violations]  # fmt: skip
                     gf = _run_worker(cmd, args.timeout)
+                    # a year of the 8500-node feeder writes ~4.7 GB: free the disk before the next
+                    shutil.rmtree(out_dir, ignore_errors=True)
                 row = {"feeder": spec.label, "key": key, "controls": mode, "hours": args.hours,
                        "opendss": peer, "opendss_tried": tried, "gridflex": gf}  # fmt: skip
                 rows.append(row)
@@ -301,6 +322,13 @@ def _print_row(row: dict[str, Any]) -> None:
         msg += (
             f"OpenDSS ({p['method']}) solve {p['solve_s']:.2f} s, gridflex solve "
             f"{g['solve_s']:.2f} s ({_ratio(p['solve_s'], g['solve_s'])})"
+        )
+    if "error" not in g:
+        msg += (
+            f"\n  gridflex: import {g['import_s']:.2f} s, solve {g['solve_s']:.2f} s, write "
+            f"{g['write_s']:.2f} s (violations {g['violations_s'] or 0:.2f} s, plot "
+            f"{g['plot_s'] or 0:.2f} s, in parallel), {g['violation_rows']:,} violation rows "
+            f"({g['violations_format']}), {g['output_mb']:.0f} MB written"
         )
     print(msg, flush=True)
 
