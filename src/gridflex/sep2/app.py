@@ -795,17 +795,21 @@ class Sep2App:
         if page.after is not None:
             rows = [r for r in rows if r.start >= page.after]
         shown = rows[page.start : page.start + page.limit]
-        items = [self._derc_model(snap, c, now) for c in shown]
-        body = sepxml.render(
-            der_schema.DERControlListResponse(
-                href=request.url.path,
-                all_=len(rows),
-                results=len(items),
-                subscribable=SUB,
-                DERControl=items,
-            ),
-            csip_aus_ns=self.settings.csip_aus_ns,
+        body = render_derc_list(
+            request.url.path, len(rows), snap.id, shown, now, self.settings.csip_aus_ns
         )
+        if body is None:
+            items = [self._derc_model(snap, c, now) for c in shown]
+            body = sepxml.render(
+                der_schema.DERControlListResponse(
+                    href=request.url.path,
+                    all_=len(rows),
+                    results=len(items),
+                    subscribable=SUB,
+                    DERControl=items,
+                ),
+                csip_aus_ns=self.settings.csip_aus_ns,
+            )
         if len(self._derc_cache) > 100_000:  # bound the memory of a long-running worker
             self._derc_cache.clear()
         self._derc_cache[key] = (generation, valid_until, body)
@@ -1360,6 +1364,98 @@ def _dst_rules(tz_name: str, year: int) -> tuple[int, int, int]:
                 end = _epoch(t)
             prev = cur
     return start, end, offset
+
+
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9 .,:;_()/+#=*-]*")
+"""Descriptions written as they are (no escaping or encoding question); others are rendered by
+pydantic-xml."""
+_PLAIN_PATH = re.compile(r"[/A-Za-z0-9._~-]*")
+_BASE_FIELDS = (
+    ("opModConnect", "connect", False),
+    ("opModEnergize", "energize", False),
+    ("csipaus:opModImpLimW", "imp_lim_w", True),
+    ("csipaus:opModExpLimW", "exp_lim_w", True),
+    ("csipaus:opModGenLimW", "gen_lim_w", True),
+    ("csipaus:opModLoadLimW", "load_lim_w", True),
+)
+"""DERControlBase elements gridflex publishes, in the schema's order (envoy-schema's
+``DERControlBase`` fields: opModConnect, opModEnergize, …, opModImpLimW, opModExpLimW,
+opModGenLimW, opModLoadLimW), with the control row's column and whether it is an ActivePower."""
+
+
+def render_derc_list(
+    href: str, all_: int, edev_id: int, rows: list[Any], now: dt.datetime, csip_aus_ns: str
+) -> bytes | None:
+    """The DERControlList :meth:`Sep2App._derc_model` + :func:`sepxml.render` produce, written
+    directly (a cold poll's render is most of its cost through pydantic-xml); None for a list
+    with a description outside :data:`_PLAIN_TEXT` (then the caller renders the models).
+    ``tests/sep2/test_render.py`` compares the bytes with the pydantic-xml render over every
+    combination of the optional fields."""
+    if not _PLAIN_PATH.fullmatch(href):
+        return None
+    head = (
+        f'<DERControlList xmlns="urn:ieee:std:2030.5:ns" xmlns:csipaus="{csip_aus_ns}" '
+        f'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" href="{href}" '
+        f'subscribable="{int(SUB)}" all="{all_}" results="{len(rows)}"'
+    )
+    if not rows:
+        return (head + "/>").encode()
+    out = [head, ">"]
+    for c in rows:
+        if c.description and not _PLAIN_TEXT.fullmatch(c.description):
+            return None
+        status, when, pending = schedule.event_status(
+            c.start,
+            c.duration_s,
+            now,
+            cancelled_at=c.cancelled_at,
+            superseded_at=c.superseded_at,
+            randomized=bool(c.randomize_start_s or c.randomize_duration_s),
+        )
+        out.append(
+            f'<DERControl href="/edev/{edev_id}/derp/{c.der_program_id}/derc/{c.id}" '
+            f'replyTo="{RESPONSE_HREF}" responseRequired="{RESPONSE_REQUIRED}" '
+            f'subscribable="{int(NOSUB)}"><mRID>{c.mrid}</mRID>'
+        )
+        if c.description:
+            out.append(f"<description>{c.description}</description>")
+        out.append(
+            f"<version>{c.version}</version><creationTime>{_epoch(c.creation_time)}"
+            f"</creationTime><EventStatus><currentStatus>{int(status)}</currentStatus>"
+            f"<dateTime>{_epoch(when)}</dateTime><potentiallySuperseded>"
+            f"{'true' if pending else 'false'}</potentiallySuperseded>"
+        )
+        if pending:
+            out.append(
+                f"<potentiallySupersededTime>{_epoch(c.creation_time)}</potentiallySupersededTime>"
+            )
+        out.append(
+            f"</EventStatus><interval><duration>{c.duration_s}</duration>"
+            f"<start>{_epoch(c.start)}</start></interval>"
+        )
+        if c.randomize_duration_s is not None:
+            out.append(f"<randomizeDuration>{c.randomize_duration_s}</randomizeDuration>")
+        if c.randomize_start_s is not None:
+            out.append(f"<randomizeStart>{c.randomize_start_s}</randomizeStart>")
+        base = []
+        for tag, column, is_power in _BASE_FIELDS:
+            v = getattr(c, column)
+            if v is None:
+                continue
+            if is_power:
+                p = _watts(v)
+                assert p is not None
+                base.append(
+                    f"<{tag}><multiplier>{p.multiplier}</multiplier><value>{p.value}</value>"
+                    f"</{tag}>"
+                )
+            else:
+                base.append(f"<{tag}>{'true' if v else 'false'}</{tag}>")
+        if not base:
+            return None  # a control without values: not published by gridflex; the models say
+        out.append("<DERControlBase>" + "".join(base) + "</DERControlBase></DERControl>")
+    out.append("</DERControlList>")
+    return "".join(out).encode()
 
 
 _HOT_DERC = re.compile(r"/edev/([0-9]+)/derp/([0-9]+)/derc")
