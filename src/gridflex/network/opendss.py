@@ -115,23 +115,30 @@ def _element_refs(circuit: Any) -> tuple[np.ndarray, np.ndarray]:
     return refs, _complex_matrix(e.Yprim)
 
 
+def _pairs(
+    parts: list[tuple[np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every (row node, column node, value, element) of the elements' square matrices, built
+    in a few whole-array operations (no loop over thousands of elements); ground (-1) kept."""
+    sizes = np.fromiter((refs.size for refs, _ in parts), dtype=np.int64, count=len(parts))
+    refs_all = np.concatenate([refs for refs, _ in parts])
+    vals = np.concatenate([np.asarray(y).ravel() for _, y in parts])
+    start = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    sq = sizes * sizes
+    elem = np.repeat(np.arange(len(parts)), sq)
+    pos = np.arange(int(sq.sum())) - np.repeat(np.cumsum(sq) - sq, sq)
+    k = sizes[elem]
+    rows = refs_all[start[elem] + pos // k]
+    cols = refs_all[start[elem] + pos % k]
+    return rows, cols, vals, elem
+
+
 def _assemble(n: int, parts: list[tuple[np.ndarray, np.ndarray]]) -> sp.csc_matrix:
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    vals: list[np.ndarray] = []
-    for refs, y in parts:
-        keep = refs >= 0
-        r = refs[keep]
-        yk = y[np.ix_(keep, keep)]
-        rr, cc = np.meshgrid(r, r, indexing="ij")
-        rows.append(rr.ravel())
-        cols.append(cc.ravel())
-        vals.append(yk.ravel())
-    if not rows:
+    if not parts:
         return sp.csc_matrix((n, n), dtype=complex)
-    m = sp.coo_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
-    )
+    rows, cols, vals, _ = _pairs(parts)
+    keep = (rows >= 0) & (cols >= 0)
+    m = sp.coo_matrix((vals[keep], (rows[keep], cols[keep])), shape=(n, n))
     return m.tocsc()
 
 
@@ -939,26 +946,23 @@ def check_connected(net: Network) -> None:
     regulator/capacitor elements; shunts to ground alone do not connect a node.
     """
     n = net.n_nodes
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
     elems = list(zip(net.branches.node_idx, net.branches.y_prim, strict=True))
     elems += list(
         zip(net.capacitors.node_idx, [y[-1] for y in net.capacitors.y_prim_by_steps], strict=True)
     )
-    for refs, y in elems:
-        keep = refs >= 0
-        r = refs[keep]
-        yk = np.abs(y[np.ix_(keep, keep)])
-        scale = yk.max() if yk.size else 0.0
-        if scale == 0:
-            continue
-        a, b = np.nonzero(yk > 1e-9 * scale)
-        rows.append(r[a])
-        cols.append(r[b])
-    if not rows:
+    if not elems:
+        return
+    r, c, vals, elem = _pairs(elems)
+    mag = np.abs(vals)
+    inside = (r >= 0) & (c >= 0)
+    # coupling is significant against the element's own largest entry (between live nodes)
+    scale = np.zeros(len(elems))
+    np.maximum.at(scale, elem[inside], mag[inside])
+    strong = inside & (mag > 1e-9 * scale[elem]) & (scale[elem] > 0)
+    if not strong.any():
         return
     g = sp.coo_matrix(
-        (np.ones(sum(x.size for x in rows)), (np.concatenate(rows), np.concatenate(cols))),
+        (np.ones(int(strong.sum())), (r[strong], c[strong])),
         shape=(n, n),
     ).tocsr()
     _, labels = sp.csgraph.connected_components(g, directed=False)
