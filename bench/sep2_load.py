@@ -228,6 +228,49 @@ def reading_doc(k: int, t: int) -> bytes:
     ).encode()
 
 
+# ---- CPU accounting (Linux /proc; nothing elsewhere) ---------------------------------------------
+def _proc_stats() -> dict[int, tuple[int, str, float]]:
+    """pid → (parent pid, command name, user + system CPU seconds) of every process."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    out: dict[int, tuple[int, str, float]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        out[int(entry.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def cpu_split(server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the server (its process tree), by PostgreSQL (every process
+    named postgres: other users of the database server count too) and by this load generator."""
+    stats = _proc_stats()
+    tree = {server_pid}
+    grew = True
+    while grew:
+        grew = False
+        for pid, (ppid, _, _) in stats.items():
+            if ppid in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return {
+        "server": sum(stats[p][2] for p in tree if p in stats),
+        "postgres": sum(cpu for _, name, cpu in stats.values() if name == "postgres"),
+        "client": time.process_time(),
+    }
+
+
+def cpu_line(before: dict[str, float], after: dict[str, float], n: int) -> str:
+    per = {k: (after[k] - before[k]) / max(n, 1) * 1000 for k in before}
+    return (
+        f"{'':<34} CPU per request: server {per['server']:.2f} ms, PostgreSQL "
+        f"{per['postgres']:.2f} ms, load generator {per['client']:.2f} ms"
+    )
+
+
 @dataclass
 class Result:
     latencies_s: list[float]
@@ -324,8 +367,9 @@ def main() -> None:
         "--cold-requests",
         type=int,
         default=None,
-        help="requests of the cold phase, first after start (default: 4 per device, so each "
-        "device is polled and posts twice and both workers have seen most of them)",
+        help="requests of the cold phase, first after start (default: 8 per device: every "
+        "connection walks all its aggregator's devices once, so each worker has seen the "
+        "devices its connections poll)",
     )
     ap.add_argument("--connections", type=int, default=40)
     ap.add_argument("--workers", type=int, default=2)
@@ -378,22 +422,30 @@ def main() -> None:
                 "connections": args.connections,
                 "max_seconds": args.max_seconds,
             }
-            cold_load = dict(load, total=args.cold_requests or 4 * args.devices)
+            cold_load = dict(load, total=args.cold_requests or 8 * args.devices)
             # cold: every device's first polls and posts in each worker (lists rendered, owners
             # and reading types looked up); warm: the fleet's steady state, polls every 5 min
-            cold = asyncio.run(run_load(port, fleet.certs, fleet, **cold_load))  # type: ignore[arg-type]
-            ours = asyncio.run(run_load(port, fleet.certs, fleet, **load))  # type: ignore[arg-type]
+            cpu0 = cpu_split(procs[-1].pid)
+            cold = asyncio.run(run_load(port, fleet.certs, fleet, **cold_load))
+            cpu1 = cpu_split(procs[-1].pid)
+            ours = asyncio.run(run_load(port, fleet.certs, fleet, **load))
+            cpu2 = cpu_split(procs[-1].pid)
             _stop(procs.pop())
 
             port = free_port()
             procs.append(start_static_peer(fleet, port, args.workers, sample))
             wait_ready(port, ctx, procs[-1])
-            peer = asyncio.run(run_load(port, fleet.certs, fleet, **load))  # type: ignore[arg-type]
+            cpu3 = cpu_split(procs[-1].pid)
+            peer = asyncio.run(run_load(port, fleet.certs, fleet, **load))
+            cpu4 = cpu_split(procs[-1].pid)
             _stop(procs.pop())
 
             print(cold.line("gridflex sep2, cold (PostgreSQL)"))
+            print(cpu_line(cpu0, cpu1, len(cold.latencies_s)))
             print(ours.line("gridflex sep2, warm (PostgreSQL)"))
+            print(cpu_line(cpu1, cpu2, len(ours.latencies_s)))
             print(peer.line("peer: static TLS answer, same stack"))
+            print(cpu_line(cpu3, cpu4, len(peer.latencies_s)))
             print(f"ratio gridflex warm / static peer: {ours.rate / peer.rate:.2f}")
             goal = ours.rate >= 2000 and ours.errors == 0
             lat = sorted(ours.latencies_s)
