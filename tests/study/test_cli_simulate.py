@@ -44,10 +44,13 @@ def test_file_layout(two_hours: Path, default_network: Network) -> None:
     b = files.branch_loading_pct
     assert b.columns[0] == "time"
     assert all(c.startswith(("line.", "transformer.")) for c in b.columns[1:])
+    assert files.violations is not None
     assert list(files.violations.columns) == ["time", "element", "kind", "value", "limit"]
     run = files.run
-    for key in ("import_s", "solve_s", "write_s"):
+    for key in ("import_s", "solve_s", "write_s", "violations_s", "plot_s"):
         assert run["timings"][key] >= 0
+    assert run["violations_format"] == "csv"
+    assert run["files"]["plot"] == "voltage_envelope.png"
     assert run["steps"] == 8
     assert run["nodes"] == len(default_network.node_names)
     assert run["convergence"]["all_converged"] is True
@@ -109,6 +112,7 @@ def test_start_shifts_the_profiles(tmp_path: Path, default_network: Network) -> 
         (["--hours", "0"], "is not a positive number of hours"),
         (["--start", "next tuesday"], "--start 'next tuesday' is not an ISO 8601"),
         (["--controls", "auto"], "--controls 'auto' is not one of static, off"),
+        (["--violations", "xlsx"], "--violations 'xlsx' is not one of csv, parquet, summary"),
     ],
 )
 def test_bad_arguments_name_the_option(
@@ -118,6 +122,24 @@ def test_bad_arguments_name_the_option(
     assert isinstance(result.exception, InputError)
     assert message in str(result.exception)
     assert not (tmp_path / "o" / "run.json").exists()
+
+
+def test_violations_summary_writes_counts_only(
+    tmp_path: Path, two_hours: Path, default_network: Network
+) -> None:
+    out = tmp_path / "sum"
+    args = ["simulate", "--hours", "2", "--violations", "summary", "--no-plot", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert not (out / "violations.csv").exists()
+    files = read_results(out)
+    assert files.violations is None
+    full = read_results(two_hours)
+    assert full.violations is not None
+    # the same run with the default CSV: the counts are those of its rows
+    assert files.run["violations"] == full.run["violations"]
+    assert sum(files.run["violations"].values()) == len(full.violations)
+    assert files.run["violations_detail"] == full.run["violations_detail"]
 
 
 def test_unknown_simbench_code_names_close_matches(tmp_path: Path) -> None:

@@ -69,6 +69,7 @@ def test_round_trip_keeps_every_value(tmp_path: Path) -> None:
     ]  # fmt: skip
     np.testing.assert_allclose(back.power["pv_curtailed_kw"], 0.5)  # summed over PV systems
     np.testing.assert_array_equal(back.power["regcontrol.r1:tap"], res.regulator_taps[:, 0])
+    assert back.violations is not None
     assert list(back.violations.columns) == ["time", "element", "kind", "value", "limit"]
     assert len(back.violations) == len(vio)
     assert (back.violations["time"].to_numpy() == vio["time"].to_numpy()).all()

@@ -70,7 +70,9 @@ def test_shift_rotates_interval_shapes_and_resamples_explicit_hours(
     assert net.loadshapes["a"].p_mult[0] == 0.0  # the original is untouched
     np.testing.assert_array_equal(out.loadshapes["a"].p_mult[:3], [5.0, 6.0, 7.0])
     assert out.loadshapes["a"].p_mult[-1] == 4.0  # wraps like an OpenDSS yearly shape
-    np.testing.assert_array_equal(out.loadshapes["a"].q_mult[:2], [10.0, 12.0])
+    q = out.loadshapes["a"].q_mult
+    assert q is not None
+    np.testing.assert_array_equal(q[:2], [10.0, 12.0])
     # explicit hours 0..2 (span 2 h): +5 h is +1 h after wrapping -> 10, 20, then 10 again
     np.testing.assert_allclose(out.loadshapes["b"].p_mult, [10.0, 0.0, 10.0])
     assert shift_profiles(net, 0.0) is net
