@@ -407,7 +407,7 @@ def _scan(
     return pos, t
 
 
-@nb.njit(cache=True, parallel=True)
+@nb.njit(cache=True, nogil=True, parallel=True)
 def _scan_parts(
     t0: int,
     part_steps: int,
