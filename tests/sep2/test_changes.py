@@ -182,6 +182,8 @@ def test_a_repeated_poll_reads_the_database_only_where_no_notifications_come(
         event.remove(server.engine, "before_cursor_execute", listener)
     assert first.status_code == second.status_code == 200
     assert first.content == second.content
+    for header in ("content-type", "content-length"):
+        assert first.headers[header] == second.headers[header], header
     assert n_first >= 1  # the counter sees the server's statements
     if server.engine.dialect.name == "postgresql":
         assert n_second == 0, seen[n_first:]  # answered from memory
