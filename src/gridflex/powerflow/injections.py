@@ -333,51 +333,58 @@ def _current(
     w: float,
     var: float,
 ) -> complex:  # pragma: no cover - compiled
-    """Scalar twin of :func:`phase_currents` (same zones and formulas, one phase, one step)."""
-    vmag = abs(vd)
-    yeq = complex(w, -var) / (vb * vb)
+    """Scalar twin of :func:`phase_currents` (same zones and formulas, one phase, one step).
+
+    ``conj(S / V)`` is evaluated as ``conj(S) V / |V|^2`` (no complex division: this function
+    runs for every load phase, step and iteration, and the division dominated its cost).
+    """
+    vre = vd.real
+    vim = vd.imag
+    v2 = vre * vre + vim * vim
+    vmag = np.sqrt(v2)
+    inv_vb2 = 1.0 / (vb * vb)
+    yeq = complex(w * inv_vb2, -var * inv_vb2)
     if model == 2:
         return yeq * vd
-    yeq95 = yeq / (vminpu * vminpu) if vminpu != 0.0 else 0j
-    yeq105 = yeq / (vmaxpu * vmaxpu) if vmaxpu != 0.0 else yeq
-    yqfixed = -varbase / (vb * vb)
     if model == PV_MODEL:
         if vmag <= v95:
-            return yeq95 * vd
+            return (yeq / (vminpu * vminpu) if vminpu != 0.0 else 0j) * vd
         if vmag > v105:
-            return yeq105 * vd
-        return (complex(w, var) / vd).conjugate()
+            return (yeq / (vmaxpu * vmaxpu) if vmaxpu != 0.0 else yeq) * vd
+        return complex(w, -var) * vd / v2
     if vmag <= vlow:
         return yeq * vd
     if vmag <= v95:
+        yeq95 = yeq / (vminpu * vminpu) if vminpu != 0.0 else 0j
         if model == 6 or model == 7:
-            return complex(yeq95.real, yqfixed) * vd
+            return complex(yeq95.real, -varbase * inv_vb2) * vd
         ilow = yeq * vlow
         i_top = yeq * vb if model == 5 else yeq95 * v95  # InterpolateY95I_YLow vs Y95_YLow
         m = (i_top - ilow) / (v95 - vlow)
         return (ilow + m * (vmag - vlow)) / vmag * vd
     if vmag > v105:
+        yeq105 = yeq / (vmaxpu * vmaxpu) if vmaxpu != 0.0 else yeq
         if model == 6 or model == 7:
-            return complex(yeq105.real, yqfixed) * vd
+            return complex(yeq105.real, -varbase * inv_vb2) * vd
         if model == 5:
             return (yeq / vmaxpu if vmaxpu != 0.0 else yeq) * vd
         return yeq105 * vd
     if model == 1:
-        return (complex(w, var) / vd).conjugate()
+        return complex(w, -var) * vd / v2
     if model == 3:
-        return (w / vd).conjugate() + 1j * yeq.imag * vd
+        return w * vd / v2 + 1j * yeq.imag * vd
     if model == 4:
         vr = vmag / vb
         wf = vr**cvrw if cvrw != 1.0 else vr
-        cur = (w * wf / vd).conjugate() if wf > 0.0 else 0j
-        return cur + (1j * var * vr**cvrv / vd).conjugate()
+        cur = w * wf * vd / v2 if wf > 0.0 else 0j
+        return cur + complex(0.0, -var * vr**cvrv) * vd / v2
     if model == 5:
-        return (complex(w, var) / (vd / vmag * vb)).conjugate()
+        return complex(w, -var) * vd / (vmag * vb)
     if model == 6:
-        return (complex(w, varbase) / vd).conjugate()
+        return complex(w, -varbase) * vd / v2
     if model == 7:
-        return (w / vd).conjugate() + 1j * yqfixed * vd
-    return (complex(w, var) / vd).conjugate()
+        return w * vd / v2 + 1j * (-varbase * inv_vb2) * vd
+    return complex(w, -var) * vd / v2
 
 
 @nb.njit(cache=True, nogil=True)

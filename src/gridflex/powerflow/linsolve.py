@@ -236,6 +236,26 @@ class Factor:
         x, _ = self.solve_with_change(b[:, None] if vec else b, None, None)
         return x[:, 0] if vec else x
 
+    def arrays(
+        self,
+    ) -> tuple[
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+    ]:
+        """The factors as the compiled kernels take them: L (ptr, idx, re, im) without its unit
+        diagonal, U likewise without its diagonal, U's inverse diagonal (re, im), Pr, Pc."""
+        return (*self._l, *self._u, *self._u_inv_diag, self._perm_r, self._perm_c)
+
     def solve_with_change(
         self,
         rhs: ComplexArray,

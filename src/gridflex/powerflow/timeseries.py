@@ -55,6 +55,7 @@ from gridflex.errors import InputError
 from gridflex.network.model import Network
 from gridflex.powerflow import controls as ctl
 from gridflex.powerflow.accel import anderson_step
+from gridflex.powerflow.fused import fixed_point_lanes
 from gridflex.powerflow.injections import (
     Injectors,
     build_injectors,
@@ -65,6 +66,7 @@ from gridflex.powerflow.injections import (
 )
 from gridflex.powerflow.inverter import InverterSettings
 from gridflex.powerflow.linsolve import Factor, LowRankFactor, factorize
+from gridflex.powerflow.recording import BranchCurrents, record_block
 from gridflex.powerflow.result import StepFailure, TimeSeriesResult
 
 ComplexArray = npt.NDArray[np.complex128]
@@ -355,13 +357,19 @@ def _fixed_point(
     max_iter: int,
     pv: _PVState | None = None,
     tol_pu: float | None = None,
+    fused: bool = True,
 ) -> _Solved:
     """Fixed-point iteration on all columns at once; converged columns drop out.
+
+    Without inverter functions and with a plain LU, the same iteration runs in one compiled
+    kernel (:mod:`gridflex.powerflow.fused`; ``fused=False`` forces this NumPy statement of it).
 
     With inverter functions (``pv``), each iteration also moves every PV system's active and
     reactive power half-way to its volt/watt / volt/var target at the present voltage (damped
     so the voltage-power loop contracts), and a column converges only when both settle.
     """
+    if fused and pv is None and isinstance(fac, Factor):
+        return _fixed_point_fused(prob, fac, w, var, v0, y_nom, max_iter, tol_pu)
     v = np.array(v0, dtype=complex, copy=True)
     k = v.shape[1]
     iters = np.zeros(k, dtype=np.int64)
@@ -411,6 +419,54 @@ def _fixed_point(
         act = act[~done & ~bad]
         if act.size == 0:
             break
+    return _Solved(v=v, iterations=iters, converged=conv, max_dv_pu=last_dv)
+
+
+def _fixed_point_fused(
+    prob: _Problem,
+    fac: Factor,
+    w: FloatArray,
+    var: FloatArray,
+    v0: ComplexArray,
+    y_nom: ComplexArray,
+    max_iter: int,
+    tol_pu: float | None,
+) -> _Solved:
+    """:func:`_fixed_point` without inverter functions, in one compiled kernel (``fused``)."""
+    k = v0.shape[1]
+    inj = prob.inj
+    v = np.empty((prob.n, k), dtype=np.complex128)
+    iters = np.zeros(k, dtype=np.int64)
+    conv = np.zeros(k, dtype=bool)
+    last_dv = np.full(k, np.inf)
+    fixed_point_lanes(
+        *fac.arrays(),
+        inj.a,
+        inj.b,
+        inj.model,
+        inj.v_base_v,
+        inj.v_low_v,
+        inj.v_min_v,
+        inj.v_max_v,
+        inj.vminpu,
+        inj.vmaxpu,
+        inj.cvr_watts,
+        inj.cvr_vars,
+        inj.var_base,
+        np.ascontiguousarray(w, dtype=np.float64),
+        np.ascontiguousarray(var, dtype=np.float64),
+        np.ascontiguousarray(y_nom, dtype=np.complex128),
+        np.ascontiguousarray(prob.i_src, dtype=np.complex128),
+        1.0 / prob.vbase_v,
+        np.ascontiguousarray(v0, dtype=np.complex128),
+        float(prob.tol_pu if tol_pu is None else tol_pu),
+        int(max_iter),
+        True,
+        v,
+        iters,
+        conv,
+        last_dv,
+    )
     return _Solved(v=v, iterations=iters, converged=conv, max_dv_pu=last_dv)
 
 
@@ -657,9 +713,10 @@ class _Recorder:
         self.n = prob.n
         br = net.branches
         self.b = len(br)
-        self.v_pu = np.zeros((t, self.n))
-        self.load_pct = np.full((t, self.b), np.nan)
-        self.load_em_pct = np.full((t, self.b), np.nan)
+        # every row is written by record_block (no fill pass over these large arrays)
+        self.v_pu = np.empty((t, self.n))
+        self.load_pct = np.empty((t, self.b))
+        self.load_em_pct = np.empty((t, self.b))
         self.src_p = np.zeros(t)
         self.src_q = np.zeros(t)
         self.losses = np.zeros(t)
@@ -671,35 +728,8 @@ class _Recorder:
         self.iterations = np.zeros(t, dtype=np.int64)
         self.converged = np.zeros(t, dtype=bool)
         self.max_dv = np.zeros(t)
-        # Branch current matrix: one row per phase conductor per terminal
-        rows: list[IntArray] = []
-        cols: list[IntArray] = []
-        vals: list[ComplexArray] = []
-        row_branch: list[int] = []
-        r0 = 0
-        for k in range(self.b):
-            refs = br.node_idx[k]
-            y = br.y_prim[k]
-            nc = int(br.n_conds[k])
-            nph = int(br.n_phases[k])
-            sel = np.concatenate(
-                [np.arange(t_ * nc, t_ * nc + nph) for t_ in range(int(br.n_terms[k]))]
-            )
-            keep = refs >= 0
-            # each terminal against its own rated current
-            scale = np.repeat(br.rating_scale(k), nph)
-            sub = y[np.ix_(sel, np.flatnonzero(keep))] / scale[:, None]
-            rr, cc = np.meshgrid(np.arange(sel.size) + r0, refs[keep], indexing="ij")
-            rows.append(rr.ravel())
-            cols.append(cc.ravel())
-            vals.append(sub.ravel())
-            row_branch += [k] * sel.size
-            r0 += sel.size
-        self.m_branch = sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r0, self.n)
-        )
-        self.row_branch = np.asarray(row_branch, dtype=np.int64)
-        self.row_start = np.searchsorted(self.row_branch, np.arange(self.b))
+        self.currents = BranchCurrents(net)
+        self.inv_vb = 1.0 / prob.vbase_v
 
     def record(
         self,
@@ -714,6 +744,17 @@ class _Recorder:
         self._nbuf += int(cols.size)
         if self._nbuf >= self.flush_cols:
             self.flush()
+
+    def record_now(
+        self,
+        cols: IntArray,
+        solved: _Solved,
+        state: State,
+        w: FloatArray,
+        var: FloatArray,
+    ) -> None:
+        """Record steps at once (thread-safe for disjoint ``cols``: each writes its own rows)."""
+        self._record(cols, solved, state, w, var)
 
     def flush(self) -> None:
         """Record every queued step, one batch per distinct control state."""
@@ -747,43 +788,44 @@ class _Recorder:
     ) -> None:
         prob = self.prob
         net = prob.net
-        v = solved.v
-        self.v_pu[cols] = (np.abs(v) / prob.vbase_v[:, None]).T
+        v = np.ascontiguousarray(solved.v)
         self.iterations[cols] = solved.iterations
         self.converged[cols] = solved.converged
         self.max_dv[cols] = solved.max_dv_pu
         taps, caps = state
         self.reg_taps[cols] = np.asarray(taps, dtype=np.int64)
         self.cap_states[cols] = np.asarray(caps, dtype=np.int64)
-        # branch loading
-        i_rows = np.abs(np.asarray(self.m_branch @ v))
-        br = net.branches
+        cur = self.currents
+        record_block(
+            v,
+            self.inv_vb,
+            cur.ptr,
+            cur.idx,
+            cur.data_for(taps),
+            cur.row_start,
+            cur.rating_normal_a,
+            cur.rating_emerg_a,
+            np.ascontiguousarray(cols, dtype=np.int64),
+            self.v_pu,
+            self.load_pct,
+            self.load_em_pct,
+        )
+        # power through each regulator's regulated winding
         reg = net.regulators
+        br = net.branches
         for r in range(len(reg)):
             b = int(reg.branch_idx[r])
             refs = reg.node_idx[r]
             y = reg.y_prim_by_tap[r][taps[r] - int(reg.tap_min[r])]
-            vt = np.zeros((refs.size, v.shape[1]), dtype=complex)
-            ok = refs >= 0
-            vt[ok] = v[refs[ok]]
-            it = y @ vt
             nc = int(br.n_conds[b])
-            nph = int(br.n_phases[b])
-            sel = np.concatenate(
-                [np.arange(t_ * nc, t_ * nc + nph) for t_ in range(int(br.n_terms[b]))]
-            )
-            scale = np.repeat(br.rating_scale(b), nph)[:, None]
-            i_rows[self.row_start[b] : self.row_start[b] + sel.size] = np.abs(it[sel]) / scale
             w_ = int(reg.winding[r])
             term = slice((w_ - 1) * nc, w_ * nc)
-            p_into = np.sum((vt[term] * np.conj(it[term])).real, axis=0)
+            ok = refs >= 0
+            vt = np.zeros((refs.size, v.shape[1]), dtype=complex)
+            vt[ok] = v[refs[ok]]
+            it = y[term] @ vt
+            p_into = np.sum((vt[term] * np.conj(it)).real, axis=0)
             self.reg_p[cols, r] = -p_into / 1000.0
-        imax = np.maximum.reduceat(i_rows, self.row_start, axis=0) if self.b else i_rows
-        with np.errstate(divide="ignore", invalid="ignore"):
-            norm = br.rating_normal_a[:, None]
-            emerg = br.rating_emerg_a[:, None]
-            self.load_pct[cols] = np.where(norm > 0, imax / norm * 100.0, np.nan).T
-            self.load_em_pct[cols] = np.where(emerg > 0, imax / emerg * 100.0, np.nan).T
         # source power: delivered = sum V conj(I_norton - Yprim V)
         src = net.source
         if src.y_prim is not None and src.term_node_idx is not None:
@@ -1048,17 +1090,19 @@ def _solve_frozen_parallel(
     v_ref = pilot.v[:, 0].copy()
     p_ref = float(w_mean.sum())
 
-    def work(cols: IntArray) -> tuple[IntArray, _Solved, FloatArray, FloatArray]:
+    def work(cols: IntArray) -> IntArray:
         w = w_all[:, cols]
         var = var_all[:, cols]
         pv_chunk = pv_all.sub(cols) if pv_all is not None else None
         v0 = _guess(prob, state, v_ref, p_ref, w.sum(axis=0))
-        return cols, _solve_steps(prob, state, w, var, v0, pv_chunk), w, var
+        solved = _solve_steps(prob, state, w, var, v0, pv_chunk)
+        # each chunk writes only its own rows: record it here, off the main thread
+        rec.record_now(cols, solved, state, w, var)
+        return cols
 
     blocks = [np.arange(t, min(t + chunk, steps)) for t in range(0, steps, chunk)]
     with ThreadPoolExecutor(max_workers=workers) as ex:
-        for cols, solved, w, var in ex.map(work, blocks):
-            rec.record(cols, solved, state, w, var)
+        for cols in ex.map(work, blocks):
             if progress is not None:
                 progress(int(cols[-1]) + 1, steps)
     return steps

@@ -1,0 +1,119 @@
+"""The compiled lane kernels against the NumPy statement of the same method.
+
+``fused.fixed_point_lanes`` must give the NumPy fixed point's voltages (to rounding), the same
+iteration counts and the same verdicts, including steps that run out of iterations;
+``recording.record_block`` must give the loading a dense Yprim product gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gridflex.network import load_network
+from gridflex.network.model import Network
+from gridflex.powerflow import timeseries as ts
+from gridflex.powerflow.recording import BranchCurrents, record_block
+
+STEPS = 40  # more than two lane widths, not a multiple of one
+
+
+def _setup(net: Network) -> tuple[ts._Problem, ts.State, np.ndarray, np.ndarray, np.ndarray]:
+    hours = np.arange(1.0, STEPS + 1.0) * 97.0  # spread over the year's shape
+    inj = ts.build_injectors(net)
+    w, var, _ = ts._phase_power(net, inj, hours, snapshot=False)
+    prob = ts._build_problem(net, w.mean(axis=1), var.mean(axis=1), 1e-6)
+    state = ts._initial_state(net)
+    v0 = ts._no_load(prob, state, STEPS)
+    return prob, state, w, var, v0
+
+
+@pytest.mark.parametrize("rel", ["ieee/13Bus/IEEE13Nodeckt.dss", "ieee/123Bus/IEEE123Master.dss"])
+def test_fused_kernel_matches_numpy_iteration(
+    feeder_year: Callable[[str, bool], Path], rel: str
+) -> None:
+    net = load_network(feeder_year(rel, True))
+    prob, state, w, var, v0 = _setup(net)
+    fac = prob.factor(state)
+    ref = ts._fixed_point(prob, fac, w.copy(), var.copy(), v0, prob.y_nom, 60, fused=False)
+    got = ts._fixed_point(prob, fac, w.copy(), var.copy(), v0, prob.y_nom, 60, fused=True)
+    assert ref.converged.all()
+    np.testing.assert_array_equal(got.iterations, ref.iterations)
+    np.testing.assert_array_equal(got.converged, ref.converged)
+    # the kernel sums the Anderson inner products in another order (and with FMA): its
+    # coefficient differs in the last bits, which the remaining iterations damp to far below
+    # the tolerance, never up to it
+    dv = np.max(np.abs(got.v - ref.v) / prob.vbase_v[:, None])
+    assert dv < 1e-2 * prob.tol_pu, dv
+    # the answer is a solution: the fixed-point map moves it by less than the tolerance
+    again = ts._fixed_point(prob, fac, w.copy(), var.copy(), got.v, prob.y_nom, 1)
+    assert np.all(again.max_dv_pu < prob.tol_pu)
+
+
+def test_fused_kernel_reports_steps_out_of_iterations(
+    feeder_year: Callable[[str, bool], Path],
+) -> None:
+    net = load_network(feeder_year("ieee/123Bus/IEEE123Master.dss", True))
+    prob, state, w, var, v0 = _setup(net)
+    fac = prob.factor(state)
+    ref = ts._fixed_point(prob, fac, w.copy(), var.copy(), v0, prob.y_nom, 2, fused=False)
+    got = ts._fixed_point(prob, fac, w.copy(), var.copy(), v0, prob.y_nom, 2, fused=True)
+    assert not got.converged.any()
+    np.testing.assert_array_equal(got.iterations, np.full(STEPS, 2))
+    np.testing.assert_allclose(got.max_dv_pu, ref.max_dv_pu, rtol=1e-6)
+    assert np.all(got.max_dv_pu >= prob.tol_pu)
+    assert np.all(np.isfinite(got.max_dv_pu))
+
+
+def test_record_block_matches_dense_yprim_products(
+    feeder_year: Callable[[str, bool], Path],
+) -> None:
+    net = load_network(feeder_year("ieee/123Bus/IEEE123Master.dss", True))
+    prob, state, w, var, v0 = _setup(net)
+    v = ts._fixed_point(prob, prob.factor(state), w, var, v0, prob.y_nom, 60).v
+    v[:, 3] = np.nan  # a diverged step: NaN loading, never a silent number
+    cur = BranchCurrents(net)
+    n_br = len(net.branches)
+    v_pu = np.zeros((STEPS, net.n_nodes))
+    load = np.zeros((STEPS, n_br))
+    load_em = np.zeros((STEPS, n_br))
+    cols = np.arange(STEPS, dtype=np.int64)[::-1].copy()  # rows written where told
+    record_block(
+        np.ascontiguousarray(v),
+        1.0 / prob.vbase_v,
+        cur.ptr,
+        cur.idx,
+        cur.data_for(state[0]),
+        cur.row_start,
+        cur.rating_normal_a,
+        cur.rating_emerg_a,
+        cols,
+        v_pu,
+        load,
+        load_em,
+    )
+    br = net.branches
+    reg_branch = {int(b): r for r, b in enumerate(net.regulators.branch_idx)}
+    for k in range(n_br):
+        refs = br.node_idx[k]
+        keep = refs >= 0
+        y = br.y_prim[k]
+        if k in reg_branch:
+            r = reg_branch[k]
+            y = net.regulators.y_prim_by_tap[r][state[0][r] - int(net.regulators.tap_min[r])]
+        nc, nph = int(br.n_conds[k]), int(br.n_phases[k])
+        sel = np.concatenate([np.arange(t * nc, t * nc + nph) for t in range(int(br.n_terms[k]))])
+        scale = np.repeat(br.rating_scale(k), nph)[:, None]
+        i_abs = np.abs(y[np.ix_(sel, np.flatnonzero(keep))] @ v[refs[keep]]) / scale
+        expect = i_abs.max(axis=0)
+        rating = br.rating_normal_a[k]
+        for c in range(STEPS):
+            got = load[cols[c], k]
+            if c == 3 or rating <= 0:
+                assert np.isnan(got)
+            else:
+                assert got == pytest.approx(expect[c] / rating * 100.0, rel=1e-9, abs=1e-8)
+    np.testing.assert_allclose(v_pu[cols[0]], np.abs(v[:, 0]) / prob.vbase_v, rtol=1e-15)
