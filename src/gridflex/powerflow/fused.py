@@ -77,17 +77,41 @@ def fixed_point_lanes(
     n, k = v0.shape
     n_inj = a.shape[0]
     m = LANES
-    # lane state: present iterate, Anderson history, work arrays of the triangular solve
-    vr = np.zeros((n, m))
-    vi = np.zeros((n, m))
+    # Everything runs in the factor's own orders, so no pass permutes: a node's voltage lives
+    # at row perm_c[i] of the lane arrays (where the triangular solve leaves x_i), and its
+    # right-hand side is assembled at row perm_r[i] (where the solve expects b_i).
+    ra = np.empty(n_inj, dtype=np.int64)  # rhs rows of the injectors' nodes (n = ground)
+    rb = np.empty(n_inj, dtype=np.int64)
+    ca = np.empty(n_inj, dtype=np.int64)  # voltage rows
+    cb = np.empty(n_inj, dtype=np.int64)
+    fast = np.empty(n_inj, dtype=np.bool_)  # constant P+jQ inside Vminpu..Vmaxpu: inline
+    lo2 = np.empty(n_inj)
+    hi2 = np.empty(n_inj)
+    for j in range(n_inj):
+        ra[j] = perm_r[a[j]] if a[j] < n else n
+        rb[j] = perm_r[b[j]] if b[j] < n else n
+        ca[j] = perm_c[a[j]] if a[j] < n else n
+        cb[j] = perm_c[b[j]] if b[j] < n else n
+        fast[j] = model[j] == 1 or model[j] == 101
+        lo = max(v95[j], vlow[j])
+        lo2[j] = lo * lo
+        hi2[j] = v105[j] * v105[j]
+    src_r = np.zeros(n)
+    src_i = np.zeros(n)
+    ivb = np.empty(n)
+    for i in range(n):
+        src_r[perm_r[i]] = i_src[i].real
+        src_i[perm_r[i]] = i_src[i].imag
+        ivb[perm_c[i]] = inv_vb[i]
+    # lane state (one extra zero row stands for ground): iterate, Anderson history, solve work
+    vr = np.zeros((n + 1, m))
+    vi = np.zeros((n + 1, m))
     gpr = np.zeros((n, m))
     gpi = np.zeros((n, m))
     fpr = np.zeros((n, m))
     fpi = np.zeros((n, m))
-    wr = np.zeros((n, m))
-    wi = np.zeros((n, m))
-    br = np.zeros((n, m))
-    bi = np.zeros((n, m))
+    wr = np.zeros((n + 1, m))
+    wi = np.zeros((n + 1, m))
     col = np.full(m, -1, dtype=np.int64)  # step held by each lane (-1: idle)
     it = np.zeros(m, dtype=np.int64)
     have = np.zeros(m, dtype=np.bool_)
@@ -97,6 +121,12 @@ def fixed_point_lanes(
     gam = np.zeros(m)
     tr = np.zeros(m)
     ti = np.zeros(m)
+    wl = np.zeros(m)
+    ql = np.zeros(m)
+    for i in range(n):
+        for c in range(m):
+            wr[i, c] = src_r[i]
+            wi[i, c] = src_i[i]
     nxt = 0
     busy = 0
     while True:
@@ -108,59 +138,59 @@ def fixed_point_lanes(
                 have[c] = False
                 for i in range(n):
                     z = v0[i, nxt]
-                    vr[i, c] = z.real
-                    vi[i, c] = z.imag
+                    vr[perm_c[i], c] = z.real
+                    vi[perm_c[i], c] = z.imag
                 nxt += 1
                 busy += 1
         if busy == 0:
             break
-        # right-hand side: I_src - C (i(V) - y_nom (V_a - V_b)), per lane
-        for i in range(n):
-            s = i_src[i]
-            for c in range(m):
-                br[i, c] = s.real
-                bi[i, c] = s.imag
+        # right-hand side I_src - C (i(V) - y_nom (V_a - V_b)), assembled in place (the
+        # source term was put there by the previous iteration's last pass)
         for j in range(n_inj):
-            ia = a[j]
-            ib = b[j]
-            yn = y_nom[j]
+            ja = ca[j]
+            jb = cb[j]
+            pa = ra[j]
+            pb = rb[j]
+            ynr = y_nom[j].real
+            yni = y_nom[j].imag
             for c in range(m):
                 t = col[c]
                 if t < 0:
-                    continue
-                vd = 0j
-                if ia < n:
-                    vd += complex(vr[ia, c], vi[ia, c])
-                if ib < n:
-                    vd -= complex(vr[ib, c], vi[ib, c])
-                cur = _current(
-                    vd,
-                    model[j],
-                    vb[j],
-                    vlow[j],
-                    v95[j],
-                    v105[j],
-                    vminpu[j],
-                    vmaxpu[j],
-                    cvrw[j],
-                    cvrv[j],
-                    varbase[j],
-                    w[j, t],
-                    var[j, t],
-                )
-                net_i = cur - yn * vd
-                if ia < n:
-                    br[ia, c] -= net_i.real
-                    bi[ia, c] -= net_i.imag
-                if ib < n:
-                    br[ib, c] += net_i.real
-                    bi[ib, c] += net_i.imag
-        # triangular solves, Pr on the way in
-        for i in range(n):
-            r = perm_r[i]
+                    t = 0
+                wl[c] = w[j, t]
+                ql[c] = var[j, t]
             for c in range(m):
-                wr[r, c] = br[i, c]
-                wi[r, c] = bi[i, c]
+                dr = vr[ja, c] - vr[jb, c]
+                di = vi[ja, c] - vi[jb, c]
+                v2 = dr * dr + di * di
+                if fast[j] and v2 > lo2[j] and v2 <= hi2[j]:
+                    # conj(S / V) = conj(S) V / |V|^2, minus the nominal admittance's current
+                    inv = 1.0 / v2
+                    cr = (wl[c] * dr + ql[c] * di) * inv - (ynr * dr - yni * di)
+                    ci = (wl[c] * di - ql[c] * dr) * inv - (ynr * di + yni * dr)
+                else:
+                    cur = _current(
+                        complex(dr, di),
+                        model[j],
+                        vb[j],
+                        vlow[j],
+                        v95[j],
+                        v105[j],
+                        vminpu[j],
+                        vmaxpu[j],
+                        cvrw[j],
+                        cvrv[j],
+                        varbase[j],
+                        wl[c],
+                        ql[c],
+                    )
+                    cr = cur.real - (ynr * dr - yni * di)
+                    ci = cur.imag - (ynr * di + yni * dr)
+                wr[pa, c] -= cr
+                wi[pa, c] -= ci
+                wr[pb, c] += cr
+                wi[pb, c] += ci
+        # triangular solves in place (row n, ground, collects the injections to ground)
         for jj in range(n):
             for c in range(m):
                 tr[c] = wr[jj, c]
@@ -189,64 +219,55 @@ def fixed_point_lanes(
                 for c in range(m):
                     wr[i, c] -= ar * tr[c] - ai * ti[c]
                     wi[i, c] -= ar * ti[c] + ai * tr[c]
-        # image g (Pc on the way out, into br/bi), change, Anderson coefficient
+        # the image g is now in wr/wi (solution order): change and Anderson coefficient
         for c in range(m):
             dv[c] = 0.0
             num[c] = 0.0
             den[c] = 0.0
         for i in range(n):
-            r = perm_c[i]
-            s = inv_vb[i]
+            s = ivb[i]
             for c in range(m):
-                gr = wr[r, c]
-                gi = wi[r, c]
-                br[i, c] = gr
-                bi[i, c] = gi
-                er = gr - vr[i, c]
-                ei = gi - vi[i, c]
-                dd = np.sqrt(er * er + ei * ei) * s
-                if dd > dv[c] or dd != dd:
-                    dv[c] = dd
-                fr = er * s
-                fi = ei * s
-                dr_ = fr - fpr[i, c]
-                di_ = fi - fpi[i, c]
-                num[c] += dr_ * fr + di_ * fi
+                er = (wr[i, c] - vr[i, c]) * s
+                ei = (wi[i, c] - vi[i, c]) * s
+                dv[c] = max(dv[c], er * er + ei * ei)  # NaN shows in den (below)
+                dr_ = er - fpr[i, c]
+                di_ = ei - fpi[i, c]
+                num[c] += dr_ * er + di_ * ei
                 den[c] += dr_ * dr_ + di_ * di_
         stop_any = False
         for c in range(m):
+            # a non-finite change makes the sum of squares non-finite
+            dv[c] = np.sqrt(dv[c]) if np.isfinite(den[c]) else np.inf
             gam[c] = 0.0
             t = col[c]
             if t < 0:
                 continue
             it[c] += 1
             d = dv[c]
-            done = d < tol
-            bad = not (d <= np.inf)  # NaN
-            if d == np.inf:
-                bad = True
+            finite = d <= np.inf and d != np.inf
+            done = finite and d < tol
             if accelerate and have[c] and not done and den[c] > 0.0:
                 gm = num[c] / den[c]
                 if gm != gm:
                     gm = 0.0
                 gam[c] = min(max(gm, -_GAMMA_MAX), _GAMMA_MAX)
-            if done or bad or it[c] >= max_iter:
+            if done or not finite or it[c] >= max_iter:
                 stop_any = True
         # next iterate: Anderson mix (plain image for fresh or finished lanes)
         for i in range(n):
-            s = inv_vb[i]
+            s = ivb[i]
             for c in range(m):
-                gr = br[i, c]
-                gi = bi[i, c]
+                gr = wr[i, c]
+                gi = wi[i, c]
                 g_ = gam[c]
-                nr = gr - g_ * (gr - gpr[i, c])
-                ni = gi - g_ * (gi - gpi[i, c])
                 fpr[i, c] = (gr - vr[i, c]) * s
                 fpi[i, c] = (gi - vi[i, c]) * s
+                vr[i, c] = gr - g_ * (gr - gpr[i, c])
+                vi[i, c] = gi - g_ * (gi - gpi[i, c])
                 gpr[i, c] = gr
                 gpi[i, c] = gi
-                vr[i, c] = nr
-                vi[i, c] = ni
+                wr[i, c] = src_r[i]  # the next right-hand side starts from the source
+                wi[i, c] = src_i[i]
         for c in range(m):
             have[c] = True
         if stop_any:
@@ -259,7 +280,8 @@ def fixed_point_lanes(
                 done = finite and d < tol
                 if done or not finite or it[c] >= max_iter:
                     for i in range(n):
-                        v_out[i, t] = complex(vr[i, c], vi[i, c])
+                        r = perm_c[i]
+                        v_out[i, t] = complex(vr[r, c], vi[r, c])
                     iters[t] = it[c]
                     conv[t] = done
                     last_dv[t] = d if finite else np.inf

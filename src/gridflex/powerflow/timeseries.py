@@ -75,7 +75,11 @@ IntArray = npt.NDArray[np.int64]
 
 #: working set per chunk of steps (bytes): chunk = budget / (16 B x nodes x 8 arrays). Small
 #: chunks that stay in cache beat large ones by 3x on the 8500-node feeder (memory-bound sweeps)
+#: in the NumPy statement of the iteration (inverter functions, low-rank updates)
 _CHUNK_BUDGET_BYTES = 16.0e6
+#: steps per task of the frozen-controls thread pool: the lane kernel's working set does not
+#: grow with it (16 steps in flight), so a task only needs to amortise its Python around it
+_FROZEN_CHUNK = 256
 _MAX_ITER = 60
 _FALLBACK_ITER = 60
 _CACHE_SIZE = 64
@@ -949,8 +953,9 @@ def simulate(
     window = chunk if controls == "off" else min(chunk, 32)
     workers = int(nb.get_num_threads())
     if controls == "off" and workers > 1 and steps > 2 * chunk:
+        frozen_chunk = chunk if pv_all is not None else max(chunk, _FROZEN_CHUNK)
         t = _solve_frozen_parallel(
-            prob, state, w_all, var_all, pv_all, rec, chunk, workers, steps, progress
+            prob, state, w_all, var_all, pv_all, rec, frozen_chunk, workers, steps, progress
         )
     while t < steps:
         cols = np.arange(t, min(t + window, steps))
