@@ -144,9 +144,11 @@ class Sep2Settings:
     post_rate_s: int = DEFAULT_POST_RATE_S
     max_xml_bytes: int = sepxml.DEFAULT_MAX_XML_BYTES
     scope_cache_s: float = 30.0
-    """How long a certificate's resolved scope is reused (s). A registry change of who owns a
-    certificate (a DER moved to another aggregator, an aggregator removed) takes effect within
-    this time; 0 resolves on every request."""
+    """How long a certificate's resolved scope (and a MirrorUsagePoint's owner) is reused (s)
+    when no change notifications arrive (SQLite, or a PostgreSQL worker not listening): a
+    registry change of who owns a certificate (a DER moved to another aggregator, an aggregator
+    removed) takes effect within this time. While a worker listens (PostgreSQL), a cached one is
+    dropped when such a change is notified, whatever this says. 0 resolves on every request."""
     group_commit: bool = True
     """Store routine telemetry POSTs of one worker in shared transactions (one commit, one WAL
     flush for all the POSTs that arrive while the previous commit runs); each POST is answered
