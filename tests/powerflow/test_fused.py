@@ -117,3 +117,40 @@ def test_record_block_matches_dense_yprim_products(
             else:
                 assert got == pytest.approx(expect[c] / rating * 100.0, rel=1e-9, abs=1e-8)
     np.testing.assert_allclose(v_pu[cols[0]], np.abs(v[:, 0]) / prob.vbase_v, rtol=1e-15)
+
+
+def test_single_column_solve_and_low_rank_update_match_scipy(
+    feeder_year: Callable[[str, bool], Path],
+) -> None:
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as sla
+
+    from gridflex.powerflow.linsolve import LowRankFactor
+
+    net = load_network(feeder_year("ieee/123Bus/IEEE123Master.dss", True))
+    prob, state, _, _, _ = _setup(net)
+    y0 = prob.y_of(state)
+    rng = np.random.default_rng(7)
+    b = rng.normal(size=(prob.n, 1)) + 1j * rng.normal(size=(prob.n, 1))
+    v_old = rng.normal(size=(prob.n, 1)) + 1j * rng.normal(size=(prob.n, 1))
+    inv_vb = 1.0 / prob.vbase_v
+    fac = prob.factor(state)
+    x, dv = fac.solve_with_change(b, v_old, inv_vb)
+    exact = sla.spsolve(sp.csc_matrix(y0), b[:, 0])
+    # the source's Thevenin admittance makes Y ill-conditioned (cond ~1e8): compare to scale
+    assert np.max(np.abs(x[:, 0] - exact)) < 1e-7 * np.max(np.abs(exact))
+    # the same factors through the multi-column kernel: the same numbers
+    x2 = fac.solve(np.hstack([b, b]))
+    assert np.max(np.abs(x[:, 0] - x2[:, 0])) <= 1e-14 * np.max(np.abs(exact))
+    assert dv[0] == pytest.approx(np.max(np.abs(x[:, 0] - v_old[:, 0]) * inv_vb), rel=1e-12)
+    # one regulator one tap up: the Woodbury correction gives the new matrix's solution
+    taps = list(state[0])
+    taps[0] += 1
+    new_state: ts.State = (tuple(taps), state[1])
+    lr = prob._low_rank(new_state)
+    assert isinstance(lr, LowRankFactor)
+    x1, dv1 = lr.solve_with_change(b, v_old, inv_vb)
+    exact1 = sla.spsolve(sp.csc_matrix(prob.y_of(new_state)), b[:, 0])
+    assert np.max(np.abs(x1[:, 0] - exact1)) < 1e-7 * np.max(np.abs(exact1))
+    assert np.max(np.abs(exact1 - exact) / np.abs(exact)) > 1e-3  # the tap mattered
+    assert dv1[0] == pytest.approx(np.max(np.abs(x1[:, 0] - v_old[:, 0]) * inv_vb), rel=1e-12)

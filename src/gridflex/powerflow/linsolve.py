@@ -201,6 +201,68 @@ def _lu_solve_serial(
         )
 
 
+@nb.njit(cache=True, nogil=True)
+def _lu_solve_one(
+    l_ptr: np.ndarray,
+    l_idx: np.ndarray,
+    l_re: np.ndarray,
+    l_im: np.ndarray,
+    u_ptr: np.ndarray,
+    u_idx: np.ndarray,
+    u_re: np.ndarray,
+    u_im: np.ndarray,
+    ud_re: np.ndarray,
+    ud_im: np.ndarray,
+    perm_r: np.ndarray,
+    perm_c: np.ndarray,
+    b: np.ndarray,
+    x: np.ndarray,
+    v_old: np.ndarray,
+    inv_vb: np.ndarray,
+    dv: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """:func:`_lu_block` for one right-hand side (the control iterations' single steps):
+    scalar work vectors instead of an (N x block) tile."""
+    n = b.shape[0]
+    with_dv = v_old.shape[0] == n
+    wr = np.empty(n)
+    wi = np.empty(n)
+    for i in range(n):
+        r = perm_r[i]
+        z = b[i, 0]
+        wr[r] = z.real
+        wi[r] = z.imag
+    for j in range(n):
+        xr = wr[j]
+        xi = wi[j]
+        for p in range(l_ptr[j], l_ptr[j + 1]):
+            i = l_idx[p]
+            wr[i] -= l_re[p] * xr - l_im[p] * xi
+            wi[i] -= l_re[p] * xi + l_im[p] * xr
+    for j in range(n - 1, -1, -1):
+        ar = wr[j]
+        ai = wi[j]
+        xr = ud_re[j] * ar - ud_im[j] * ai
+        xi = ud_re[j] * ai + ud_im[j] * ar
+        wr[j] = xr
+        wi[j] = xi
+        for p in range(u_ptr[j], u_ptr[j + 1]):
+            i = u_idx[p]
+            wr[i] -= u_re[p] * xr - u_im[p] * xi
+            wi[i] -= u_re[p] * xi + u_im[p] * xr
+    d = 0.0
+    for i in range(n):
+        r = perm_c[i]
+        x[i, 0] = complex(wr[r], wi[r])
+        if with_dv:
+            er = wr[r] - v_old[i, 0].real
+            ei = wi[r] - v_old[i, 0].imag
+            dd = (er * er + ei * ei) * inv_vb[i] * inv_vb[i]
+            if dd > d or dd != dd:
+                d = dd
+    dv[0] = np.sqrt(d)
+
+
 class Factor:
     """A factorised admittance matrix; :meth:`solve` takes (N,) or (N, k) right-hand sides."""
 
@@ -272,6 +334,9 @@ class Factor:
         else:
             vo = np.ascontiguousarray(v_old, dtype=np.complex128)
             ivb = np.ascontiguousarray(inv_vbase, dtype=np.float64)
+        if b.shape[1] == 1:
+            _lu_solve_one(*self.arrays(), b, x, vo, ivb, dv)
+            return x, dv
         kernel = _lu_solve_parallel if b.shape[1] > 2 * _BLOCK else _lu_solve_serial
         kernel(
             *self._l,
@@ -301,30 +366,47 @@ def factorize(y: sp.spmatrix) -> Factor:
     return Factor(lu)
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True, fastmath={"contract", "reassoc", "nsz", "arcp"})
 def _apply_correction(
     y: np.ndarray,
-    z: np.ndarray,
+    z_re: np.ndarray,
+    z_im: np.ndarray,
     corr: np.ndarray,
     v_old: np.ndarray,
     inv_vb: np.ndarray,
     dv: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """In place ``y -= z @ corr`` and, with ``v_old``, ``dv`` = max |y - v_old| pu per column."""
+    """In place ``y -= z @ corr`` and, with ``v_old``, ``dv`` = max |y - v_old| pu per column.
+
+    ``z`` comes as real and imaginary parts so the sum over the changed nodes vectorises
+    (reassociation allowed; NaN/inf stay IEEE).
+    """
     n, k = y.shape
-    m = z.shape[1]
+    m = z_re.shape[1]
     with_dv = v_old.shape[0] == n
-    for i in range(n):
-        for c in range(k):
-            acc = 0j
+    c_re = np.empty(m)
+    c_im = np.empty(m)
+    for c in range(k):
+        for j in range(m):
+            c_re[j] = corr[j, c].real
+            c_im[j] = corr[j, c].imag
+        d = 0.0
+        for i in range(n):
+            sr = 0.0
+            si = 0.0
             for j in range(m):
-                acc += z[i, j] * corr[j, c]
-            val = y[i, c] - acc
+                zr = z_re[i, j]
+                zi = z_im[i, j]
+                sr += zr * c_re[j] - zi * c_im[j]
+                si += zr * c_im[j] + zi * c_re[j]
+            val = y[i, c] - complex(sr, si)
             y[i, c] = val
             if with_dv:
-                dd = abs(val - v_old[i, c]) * inv_vb[i]
-                if dd > dv[c] or dd != dd:
-                    dv[c] = dd
+                e = val - v_old[i, c]
+                dd = (e.real * e.real + e.imag * e.imag) * inv_vb[i] * inv_vb[i]
+                if dd > d or dd != dd:
+                    d = dd
+        dv[c] = np.sqrt(d)
 
 
 class LowRankFactor:
@@ -351,6 +433,8 @@ class LowRankFactor:
         self.nodes = nodes
         self.d = d
         self.z = np.ascontiguousarray(z)
+        self._z_re = np.ascontiguousarray(self.z.real)
+        self._z_im = np.ascontiguousarray(self.z.imag)
         m = nodes.size
         self._m = np.eye(m, dtype=np.complex128) + d @ z[nodes, :]
         # (I + D Z_U)^-1 D, formed once: the control iterations apply it every fixed-point
@@ -368,11 +452,14 @@ class LowRankFactor:
         corr = np.ascontiguousarray(self._md @ y[self.nodes, :])
         dv = np.zeros(y.shape[1])
         if v_old is None or inv_vbase is None:
-            _apply_correction(y, self.z, corr, np.zeros((0, 0), np.complex128), np.zeros(0), dv)
+            _apply_correction(
+                y, self._z_re, self._z_im, corr, np.zeros((0, 0), np.complex128), np.zeros(0), dv
+            )
         else:
             _apply_correction(
                 y,
-                self.z,
+                self._z_re,
+                self._z_im,
                 corr,
                 np.ascontiguousarray(v_old, dtype=np.complex128),
                 np.ascontiguousarray(inv_vbase, dtype=np.float64),
