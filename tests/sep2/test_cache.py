@@ -154,3 +154,38 @@ def test_program_rows_known_to_an_engine_are_known_to_its_copies(engine: Engine)
     copy = engine.execution_options(logging_token="copy")
     with session_factory(copy)() as s:
         assert site in manager.cached_programs(s)
+
+
+def test_hot_path_rows_are_the_listed_controls(server: Server) -> None:
+    """:func:`manager.listed_control_rows` (prebuilt Core statement) lists exactly the controls
+    :func:`manager.listed_controls` (ORM) lists, in the same order, with and without
+    ``active_only``: ended ones dropped, cancelled and superseded ones kept until their end."""
+    server.clock.fixed = T0
+    edev_id = _register(server, "device-1", "device-1")
+    derp_id = _derp(server, edev_id, site=False)
+    with session_factory(server.engine).begin() as s:
+        for k, (start, dur) in enumerate(
+            [(T0 - 3 * H, 3600), (T0 - H, 7200), (T0 + H, 600), (T0 + H, 900), (T0 - H, 60)]
+        ):
+            c = manager.create_control(
+                s, end_device_id=edev_id, der_program_id=derp_id, start=start, duration_s=dur,
+                now=T0 - 4 * H, exp_lim_w=1000.0 * (k + 1),
+            )  # fmt: skip
+            if k == 2:
+                manager.cancel_control(s, c.id, T0)
+    for now in (T0, T0 + H + dt.timedelta(seconds=1), T0 + 3 * H):
+        for active_only in (False, True):
+            with session_factory(server.engine).begin() as s:
+                edev = s.get(EndDevice, edev_id)
+                assert edev is not None
+                prog = next(p for p in manager.programs_for(s, edev) if p.id == derp_id)
+                orm = manager.listed_controls(s, edev, prog, now, active_only=active_only)
+                core = manager.listed_control_rows(
+                    s, edev_id, derp_id, now, active_only=active_only
+                )
+                assert [c.id for c in core] == [c.id for c in orm], (now, active_only)
+                assert [(c.start, c.cancelled_at, c.superseded_at) for c in core] == [
+                    (c.start, c.cancelled_at, c.superseded_at) for c in orm
+                ]
+    with session_factory(server.engine).begin() as s:
+        assert len(manager.listed_control_rows(s, edev_id, derp_id, T0)) >= 3

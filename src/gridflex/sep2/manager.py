@@ -984,9 +984,16 @@ def cached_programs(session: Session) -> list[ProgramRef]:
 def listed_control_rows(
     session: Session, edev_id: int, derp_id: int, now: dt.datetime, *, active_only: bool = False
 ) -> list[Any]:
-    """:func:`listed_controls` as plain rows (no entities): the polling hot path."""
-    stmt = listed_controls_stmt(edev_id, derp_id, now, active_only=active_only)
-    rows = session.execute(stmt.with_only_columns(*DerControl.__table__.columns)).all()
+    """:func:`listed_controls` as plain rows (no entities): the polling hot path. A Core
+    statement built once (its compiled form cached) run on the session's connection, without
+    the ORM's per-execution compile state; the same rows as :func:`listed_controls_stmt`."""
+    params = {
+        "edev_id": edev_id,
+        "derp_id": derp_id,
+        "since": now - schedule.PUBLISH_HORIZON - dt.timedelta(seconds=MAX_CONTROL_DURATION_S),
+        "now": now,
+    }
+    rows = session.connection().execute(_listed_rows_stmt(active_only), params).all()
     out = []
     for c in rows:
         if c.start + dt.timedelta(seconds=c.duration_s) <= now:
@@ -1003,6 +1010,24 @@ def listed_control_rows(
                 continue
         out.append(c)
     return out
+
+
+@functools.cache
+def _listed_rows_stmt(active_only: bool) -> Any:
+    """:func:`listed_controls_stmt` over the table's columns with bound parameters ``edev_id``,
+    ``derp_id``, ``since`` (the earliest start still possibly listed) and ``now``."""
+    table = cast(Table, DerControl.__table__)
+    c = table.c
+    stmt = select(*table.columns).where(
+        c.end_device_id == bindparam("edev_id"),
+        c.der_program_id == bindparam("derp_id"),
+        c.start > bindparam("since", type_=DerControl.start.type),
+    )
+    if active_only:
+        stmt = stmt.where(
+            c.start <= bindparam("now", type_=DerControl.start.type), c.cancelled_at.is_(None)
+        )
+    return stmt.order_by(c.start, c.creation_time.desc(), c.mrid.desc())
 
 
 @functools.cache
