@@ -409,10 +409,11 @@ def _scan(
 
 @nb.njit(cache=True, nogil=True, parallel=True)
 def _scan_parts(
-    t0: int,
-    part_steps: int,
+    starts: Any,
+    ends: Any,
     bufs: Any,
     sizes: Any,
+    nexts: Any,
     step_bytes: int,
     times: Any,
     v: Any,
@@ -430,19 +431,61 @@ def _scan_parts(
     flags: Any,
     worst_val: Any,
     worst_at: Any,
-) -> int:
-    """Steps ``t0 ...`` in ``len(bufs)`` consecutive parts of ``part_steps``, one per thread,
-    each into its own buffer with its own summary arrays; returns the next step."""
-    n_parts = bufs.shape[0]
-    n_steps = v.shape[0]
-    for p in nb.prange(n_parts):
-        a = min(t0 + p * part_steps, n_steps)
-        b = min(a + part_steps, n_steps)
-        size, nxt = _scan(a, b, bufs[p], step_bytes, times, v, load, emerg, has_emerg, rev,
-                          names, offsets, fixed, fixed_offsets, lim, stats_rows[p],
-                          stats_steps[p], flags[p], worst_val[p], worst_at[p], True)  # fmt: skip
-        sizes[p] = size if nxt == b else -1  # -1: the buffer was too small (never expected)
-    return min(t0 + n_parts * part_steps, n_steps)
+) -> None:
+    """Part ``p`` formats steps ``starts[p] <= t < ends[p]`` into ``bufs[p]`` on its own thread
+    with its own summary arrays; ``sizes[p]`` bytes, ``nexts[p]`` the step it stopped at (before
+    ``ends[p]`` when its buffer filled up)."""
+    for p in nb.prange(bufs.shape[0]):
+        size, nxt = _scan(starts[p], ends[p], bufs[p], step_bytes, times, v, load, emerg,
+                          has_emerg, rev, names, offsets, fixed, fixed_offsets, lim,
+                          stats_rows[p], stats_steps[p], flags[p], worst_val[p], worst_at[p],
+                          True)  # fmt: skip
+        sizes[p] = size
+        nexts[p] = nxt
+
+
+@dataclass
+class _Totals:
+    """The summary of the committed steps (parts are folded in time order)."""
+
+    rows: npt.NDArray[np.int64]
+    steps: npt.NDArray[np.int64]
+    flags: npt.NDArray[np.bool_]
+    worst_val: npt.NDArray[np.float64]
+    worst_at: npt.NDArray[np.int64]
+
+    @classmethod
+    def zeros(cls, parts: int, width: int) -> _Totals:
+        # per-part rows padded to 128 bytes: the counters that threads update on every row
+        # must not share a cache line (that made two threads slower than one)
+        return cls(
+            rows=np.zeros((parts, 16), dtype=np.int64)[:, :5],
+            steps=np.zeros((parts, 16), dtype=np.int64)[:, :5],
+            flags=np.zeros((parts, 5, width + 128), dtype=np.bool_)[:, :, :width],
+            worst_val=np.zeros((parts, 8, 2))[:, :5],
+            worst_at=np.full((parts, 8, 2), -1, dtype=np.int64)[:, :5],
+        )
+
+    def clear(self) -> None:
+        self.rows[:] = 0
+        self.steps[:] = 0
+        self.flags[:] = False
+        self.worst_val[:] = 0.0
+        self.worst_at[:] = -1
+
+    def fold(self, part: _Totals, p: int) -> None:
+        """Add part ``p`` of ``part`` to row 0 of these totals (the first worst row stays)."""
+        self.rows[0] += part.rows[p]
+        self.steps[0] += part.steps[p]
+        self.flags[0] |= part.flags[p]
+        for k in range(5):
+            if part.worst_at[p, k, 0] < 0:
+                continue
+            low = k in (0, 4)  # undervoltage, reverse_power: lowest is worst
+            cand, best = part.worst_val[p, k, 0], self.worst_val[0, k, 0]
+            if self.worst_at[0, k, 0] < 0 or (cand < best if low else cand > best):
+                self.worst_val[0, k] = part.worst_val[p, k]
+                self.worst_at[0, k] = part.worst_at[p, k]
 
 
 def _write_all(fh: Any, data: memoryview) -> None:
@@ -564,27 +607,24 @@ def write_violations_from_result(
         [lim.undervoltage_pu, lim.overvoltage_pu, lim.thermal_normal_pct,
          lim.thermal_emergency_pct, lim.reverse_min_p_kw], dtype=np.float64,
     )  # fmt: skip
-    parts = max(1, int(nb.get_num_threads())) if path is not None else 1
+    parts = max(1, int(nb.get_num_threads()))
     width = max(n, nbr, len(rev_names), 1)
-    # per-part summary rows padded to 16 entries (128 bytes): the threads' counters updated on
-    # every row must not share a cache line (that made two threads slower than one)
-    stats_rows = np.zeros((parts, 16), dtype=np.int64)[:, :5]
-    stats_steps = np.zeros((parts, 16), dtype=np.int64)[:, :5]
-    flags = np.zeros((parts, 5, width + 128), dtype=np.bool_)[:, :, :width]
-    worst_val = np.zeros((parts, 8, 2))[:, :5]
-    worst_at = np.full((parts, 8, 2), -1, dtype=np.int64)[:, :5]
+    total = _Totals.zeros(1, width)
     arrays = (step_bytes, times, v, load, emerg, has_emerg, rev, names, offsets, fixed,
               fixed_offsets, limits_arr)  # fmt: skip
 
     if path is None:
-        _scan(0, n_t, np.zeros(0, dtype=np.uint8), *arrays, stats_rows[0], stats_steps[0],
-              flags[0], worst_val[0], worst_at[0], False)  # fmt: skip
+        _scan(0, n_t, np.zeros(0, dtype=np.uint8), *arrays, total.rows[0], total.steps[0],
+              total.flags[0], total.worst_val[0], total.worst_at[0], False)  # fmt: skip
     else:
         header = (",".join(VIOLATION_COLUMNS) + "\n").encode("ascii")
-        # every part must finish its steps in its buffer: part_steps x the bound of one step
-        part_steps = max(1, cap // max(step_bytes, 1))
+        part = _Totals.zeros(parts, width)
         bufs = [np.empty((parts, cap), dtype=np.uint8), np.empty((parts, cap), dtype=np.uint8)]
-        sizes = [np.zeros(parts, dtype=np.int64), np.zeros(parts, dtype=np.int64)]
+        sizes = np.zeros(parts, dtype=np.int64)
+        nexts = np.zeros(parts, dtype=np.int64)
+        # steps per part: first what the bound of one step allows, then what the rows so far
+        # suggest (a part that fills its buffer early just stops there): few, large batches
+        part_steps = max(1, cap // max(step_bytes, 1))
         # one set of buffers is filled (Numba threads, no GIL) while the other is written
         with open(path, "wb", buffering=0) as fh, ThreadPoolExecutor(max_workers=1) as pool:
             fh.write(header)
@@ -594,28 +634,33 @@ def write_violations_from_result(
                 prev = pending[i]
                 if prev is not None:
                     prev.result()  # this set's previous write is done
-                t = int(_scan_parts(t, part_steps, bufs[i], sizes[i], *arrays, stats_rows,
-                                    stats_steps, flags, worst_val, worst_at))  # fmt: skip
-                if (sizes[i] < 0).any():
-                    raise RuntimeError("violations.csv: a step did not fit its buffer")
-                pending[i] = pool.submit(_write_parts, fh, bufs[i], sizes[i].copy())
+                per_part = max(1, min(part_steps, -(-(n_t - t) // parts)))
+                starts = np.minimum(t + per_part * np.arange(parts), n_t)
+                ends = np.minimum(starts + per_part, n_t)
+                part.clear()
+                _scan_parts(starts, ends, bufs[i], sizes, nexts, *arrays, part.rows,
+                            part.steps, part.flags, part.worst_val, part.worst_at)  # fmt: skip
+                # keep the parts in time order up to the first that stopped early
+                keep = 0
+                for p in range(parts):
+                    total.fold(part, p)
+                    keep = p + 1
+                    t = int(nexts[p])
+                    if nexts[p] < ends[p]:
+                        break
+                pending[i] = pool.submit(_write_parts, fh, bufs[i], sizes[:keep].copy())
                 i = 1 - i
+                done = nexts[:keep] - starts[:keep]
+                dense = float(np.max(sizes[:keep] / np.maximum(done, 1)))
+                part_steps = max(1, int(0.5 * cap / max(dense, 1.0)))
             for f in pending:
                 if f is not None:
                     f.result()
-    # the parts are consecutive in time: fold them in order (the first worst row stays)
-    for p in range(1, parts):
-        for k in range(5):
-            if worst_at[p, k, 0] < 0:
-                continue
-            low = k in (0, 4)
-            cand, best = worst_val[p, k, 0], worst_val[0, k, 0]
-            if worst_at[0, k, 0] < 0 or (cand < best if low else cand > best):
-                worst_val[0, k] = worst_val[p, k]
-                worst_at[0, k] = worst_at[p, k]
-    stats_rows_all = stats_rows.sum(axis=0)
-    stats_steps_all = stats_steps.sum(axis=0)
-    flags_any: npt.NDArray[np.bool_] = np.any(flags, axis=0)
+    stats_rows_all = total.rows[0]
+    stats_steps_all = total.steps[0]
+    flags_any = total.flags[0]
+    worst_val = total.worst_val
+    worst_at = total.worst_at
 
     groups = {0: node_names, 1: node_names, 2: branch_names, 3: branch_names, 4: rev_names}
     detail: dict[str, dict[str, Any]] = {}
