@@ -34,7 +34,9 @@ def test_device_registers_walks_reads_limits_and_posts_telemetry(server: Server)
         assert edev.sFDI == ident.sfdi
         now = dt.datetime.now(dt.UTC)
         # the limit the device reads is the registry's terms: 250 kW static export limit
-        assert view.export_limit_w_at(now) == TERMS["c-1"].export_limit_kw * 1000
+        static_kw = TERMS["c-1"].export_limit_kw
+        assert static_kw is not None
+        assert view.export_limit_w_at(now) == static_kw * 1000
         # the fallback (DefaultDERControl) is the terms' fallback
         assert view.default is not None
         assert view.default.DERControlBase_.opModExpLimW is not None

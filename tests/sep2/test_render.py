@@ -67,7 +67,7 @@ VARIANTS: list[dict[str, Any]] = [
 def test_direct_render_equals_the_models(csip_ns: str) -> None:
     app = Sep2App(create_engine("sqlite://"), Sep2Settings(csip_aus_ns=csip_ns))
     href = "/edev/42/derp/7/derc"
-    cases = [[]] + [[_row(0, **v)] for v in VARIANTS]
+    cases: list[list[Any]] = [[]] + [[_row(0, **v)] for v in VARIANTS]
     cases += [[_row(i, **a), _row(i + 1, **b)] for i, (a, b) in enumerate(
         itertools.combinations(VARIANTS, 2))]  # fmt: skip
     for rows in cases:
