@@ -80,6 +80,10 @@ _CHUNK_BUDGET_BYTES = 16.0e6
 #: steps per task of the frozen-controls thread pool: the lane kernel's working set does not
 #: grow with it (16 steps in flight), so a task only needs to amortise its Python around it
 _FROZEN_CHUNK = 256
+#: load levels solved first for the frozen-controls initial guesses (see _level_guess): mean
+#: iterations per step 5.9 -> 5.2 on the 8500-node feeder, 4.9 -> 4.7 on EPRI ckt7 (3 levels:
+#: 5.3; 9 levels: 5.2, measured over every 7th hour of the year)
+_GUESS_LEVELS = 5
 _MAX_ITER = 60
 _FALLBACK_ITER = 60
 _CACHE_SIZE = 64
@@ -1095,11 +1099,16 @@ def _solve_frozen_parallel(
     v_ref = pilot.v[:, 0].copy()
     p_ref = float(w_mean.sum())
 
+    level_guess = _level_guess(prob, state, w_all, var_all, v_ref) if pv_all is None else None
+
     def work(cols: IntArray) -> IntArray:
         w = w_all[:, cols]
         var = var_all[:, cols]
         pv_chunk = pv_all.sub(cols) if pv_all is not None else None
-        v0 = _guess(prob, state, v_ref, p_ref, w.sum(axis=0))
+        if level_guess is not None:
+            v0 = level_guess(w.sum(axis=0))
+        else:
+            v0 = _guess(prob, state, v_ref, p_ref, w.sum(axis=0))
         solved = _solve_steps(prob, state, w, var, v0, pv_chunk)
         # each chunk writes only its own rows: record it here, off the main thread
         rec.record_now(cols, solved, state, w, var)
@@ -1111,6 +1120,55 @@ def _solve_frozen_parallel(
             if progress is not None:
                 progress(int(cols[-1]) + 1, steps)
     return steps
+
+
+def _level_guess(
+    prob: _Problem,
+    state: State,
+    w_all: FloatArray,
+    var_all: FloatArray,
+    v_start: ComplexArray,
+) -> Callable[[FloatArray], ComplexArray] | None:
+    """Initial guesses interpolated between solved load levels (``None``: not applicable).
+
+    The mean load scaled uniformly to :data:`_GUESS_LEVELS` levels between the run's smallest
+    and largest total load is solved first (one small batch); a step's guess interpolates
+    linearly between the two levels around its own total load. With several load shapes the
+    levels are only an approximation of each step's load pattern, which costs iterations, not
+    accuracy (every step still converges to ``tolerance_pu``). Runs with generation in the
+    injections (negative powers: scaling them with the load means nothing) keep
+    :func:`_guess`.
+    """
+    if np.any(w_all < 0.0):
+        return None
+    w_mean = w_all.mean(axis=1)
+    total = float(w_mean.sum())
+    if not total > 0.0:
+        return None
+    level = w_all.sum(axis=0) / total
+    lo, hi = float(level.min()), float(level.max())
+    if not hi - lo > 1e-6:
+        return None
+    qs = np.linspace(lo, hi, _GUESS_LEVELS)
+    k = qs.size
+    solved = _solve_steps(
+        prob,
+        state,
+        w_mean[:, None] * qs[None, :],
+        var_all.mean(axis=1)[:, None] * qs[None, :],
+        np.repeat(v_start[:, None], k, axis=1),
+    )
+    if not solved.converged.all():
+        return None
+    vs = solved.v
+
+    def guess(p_cols: FloatArray) -> ComplexArray:
+        lv = p_cols / total
+        j = np.clip(np.searchsorted(qs, lv) - 1, 0, k - 2)
+        t = (lv - qs[j]) / (qs[j + 1] - qs[j])
+        return np.asarray(vs[:, j] + (vs[:, j + 1] - vs[:, j]) * t[None, :], dtype=complex)
+
+    return guess
 
 
 def _boundary_note(prob: _Problem, v_pu_row: FloatArray) -> str:
