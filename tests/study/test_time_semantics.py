@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,3 +77,32 @@ def test_shift_rotates_interval_shapes_and_resamples_explicit_hours(
     # explicit hours 0..2 (span 2 h): +5 h is +1 h after wrapping -> 10, 20, then 10 again
     np.testing.assert_allclose(out.loadshapes["b"].p_mult, [10.0, 0.0, 10.0])
     assert shift_profiles(net, 0.0) is net
+
+
+def test_opendss_start_reads_later_shape_hours(tmp_path: Path) -> None:
+    """An OpenDSS yearly shape's hour 0 is 1 January 00:00 (UTC): a 05:00 start reads hour 5
+    onwards, exactly what the 00:00 run reads at its sixth step."""
+    from gridflex.study.simulate import run_simulation
+
+    mult = ", ".join(f"{0.2 + 0.1 * (h % 7):.1f}" for h in range(48))
+    master = tmp_path / "m.dss"
+    master.write_text(
+        "Clear\n"
+        "New Circuit.t basekv=12.47 pu=1.0 phases=3 bus1=src\n"
+        f"New Loadshape.ls npts=48 interval=1 mult=({mult})\n"
+        "New Line.l1 bus1=src bus2=b phases=3 r1=0.5 x1=1\n"
+        "New Load.ld bus1=b phases=3 kv=12.47 kw=3000 kvar=300 yearly=ls\n"
+        "Set VoltageBases=[12.47]\nCalcVoltageBases\n"
+    )
+    base = run_simulation(master, tmp_path / "a", hours=8, start="2026-01-01T00:00", plot=False,
+                          violations="summary")  # fmt: skip
+    later = run_simulation(master, tmp_path / "b", hours=3, start="2026-01-01T05:00", plot=False,
+                           violations="summary")  # fmt: skip
+    assert later.run_info["profile_offset_h"] == 5.0
+    assert later.run_info["start"] == "2026-01-01T05:00:00Z"  # OpenDSS models are UTC
+    # equal to the solver's tolerance (1e-6 pu; the two runs start from different guesses)
+    np.testing.assert_allclose(later.result.source_p_kw, base.result.source_p_kw[5:8], rtol=1e-5)
+    np.testing.assert_allclose(later.result.v_pu, base.result.v_pu[5:8], atol=2e-6)
+    # and the shape really varies over those hours (the comparison could fail)
+    assert np.ptp(base.result.source_p_kw[5:8]) > 100.0
+    assert not np.allclose(later.result.source_p_kw, base.result.source_p_kw[:3], rtol=1e-3)
