@@ -27,6 +27,7 @@ import datetime as dt
 import logging
 import re
 import ssl
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -123,6 +124,17 @@ RESPONSE_REQUIRED = "03"
 RESPONSE_HREF = "/rsps/derc/rsp"
 NOSUB = SubscribableType.resource_does_not_support_subscriptions
 SUB = SubscribableType.resource_supports_non_conditional_subscriptions
+ACCESS_CACHE_MAX = 400_000
+"""Most entries each per-worker access cache holds (certificate scopes, MirrorUsagePoint
+owners, MirrorMeterReading types); a cache that would grow past it is cleared (then refilled on
+demand). Sized for the issue's fleet of 300,000 devices, bulk-loaded at start
+(:meth:`Sep2App.preload_access`): about 0.6 kB per device and worker for the three caches
+(measured with tracemalloc, ``docs/sep2.md``), so about 180 MB per worker for 300,000 devices."""
+PRELOAD_MIN_INTERVAL_S = 30.0
+"""Least time between two bulk loads of the access caches (s): a ``*`` notification (any write
+of terms, DER or aggregator rows) voids every cached access fact, and the next bulk load after
+it waits at least this long since the previous one, so a burst of registry writes costs one
+reload, not one per write (meanwhile first requests look their facts up one by one)."""
 DER_INFO_MODELS: dict[str, type[BaseXmlModel]] = {
     "dercap": der_schema.DERCapability,
     "derg": der_schema.DERSettings,
@@ -153,6 +165,11 @@ class Sep2Settings:
     """Store routine telemetry POSTs of one worker in shared transactions (one commit, one WAL
     flush for all the POSTs that arrive while the previous commit runs); each POST is answered
     only after its readings are committed (:mod:`gridflex.sep2.writer`)."""
+    preload_access: bool = True
+    """PostgreSQL: each worker loads every certificate scope, MirrorUsagePoint owner and
+    MirrorMeterReading type in bulk when it starts listening for changes (and again after a
+    change that voids them all), so first telemetry POSTs need no lookup
+    (:meth:`Sep2App.preload_access`)."""
     handler_threads: int = 8
     """Threads per worker process running handlers (when not inline)."""
     inline_handlers: bool = False
@@ -266,6 +283,8 @@ class Sep2App:
         before the rows were read, valid until, body)."""
         self._mup_owners: dict[int, tuple[Any, float, int | None]] = {}
         self.writer = ReadingWriter(engine)
+        self.preloads = 0
+        """Bulk loads of the access facts the background thread has run (diagnostics, tests)."""
         self.asgi = Starlette(routes=self.routes(), lifespan=self.lifespan)
 
     # -- plumbing --------------------------------------------------------------------------------
@@ -330,7 +349,7 @@ class Sep2App:
             return hit
         token = self._token()
         scope = manager.resolve_scope(session, lfdi)
-        if len(self._scopes) > 100_000:  # bound the memory of a long-running worker
+        if len(self._scopes) > ACCESS_CACHE_MAX:  # bound the memory of a long-running worker
             self._scopes.clear()
         self._scopes[lfdi] = (scope, time.monotonic() + ttl, token)
         return scope
@@ -348,7 +367,7 @@ class Sep2App:
         token = self._token()
         owner = manager.mirror_usage_point_owner(session, mup_id)
         if owner is not None:
-            if len(self._mup_owners) > 200_000:
+            if len(self._mup_owners) > ACCESS_CACHE_MAX:
                 self._mup_owners.clear()
             self._mup_owners[mup_id] = (owner, time.monotonic() + ttl, token)
         return owner
@@ -361,6 +380,66 @@ class Sep2App:
         if hit is not None and self._still_valid(hit[1], hit[2], hit[0].end_device_id):
             return hit[0]
         return None
+
+    def preload_access(self) -> int:
+        """Load the access facts of the whole fleet into this worker's caches in bulk: every
+        certificate's scope, every MirrorUsagePoint's owner, every MirrorMeterReading's type
+        (three queries; at most :data:`ACCESS_CACHE_MAX` of each), so a device's first telemetry
+        POST in this worker needs no lookup and takes the event-loop path at once. PostgreSQL
+        while the change feed listens only: each fact is stored with the feed's token taken
+        before its rows were read, so a change committed after the read (``d:<EndDevice>`` or
+        ``*``) voids it exactly as it voids one looked up alone. Returns how many facts were
+        stored (0 when not listening)."""
+        if self.changes is None or self._autocommit_sessions is None:
+            return 0
+        token = self.changes.token()
+        if token is None:
+            return 0
+        ttl = self.settings.scope_cache_s
+        if ttl <= 0:
+            return 0
+        expires = time.monotonic() + ttl
+        with self._autocommit_sessions() as session:
+            scopes = manager.all_scopes(session, ACCESS_CACHE_MAX)
+            owners = manager.all_mup_owners(session, ACCESS_CACHE_MAX)
+            refs = manager.all_meter_reading_refs(session, ACCESS_CACHE_MAX)
+        if len(self._scopes) + len(scopes) > ACCESS_CACHE_MAX:
+            self._scopes.clear()
+        self._scopes.update((lfdi, (scope, expires, token)) for lfdi, scope in scopes)
+        if len(self._mup_owners) + len(owners) > ACCESS_CACHE_MAX:
+            self._mup_owners.clear()
+        self._mup_owners.update((o.id, (o, expires, token)) for o in owners)
+        if len(self._mmr_refs) + len(refs) > ACCESS_CACHE_MAX:
+            self._mmr_refs.clear()
+        self._mmr_refs.update(((mup, mrid.lower()), ref) for mup, mrid, ref in refs)
+        log.info(
+            "access facts loaded: %d scopes, %d owners, %d reading types",
+            len(scopes),
+            len(owners),
+            len(refs),
+        )
+        return len(scopes) + len(owners) + len(refs)
+
+    def _preload_loop(self, stop: threading.Event) -> None:
+        """Background thread: :meth:`preload_access` once the feed listens, and again after
+        every change that voids all facts (a ``*`` notification, listening restarted), at most
+        every :data:`PRELOAD_MIN_INTERVAL_S`."""
+        assert self.changes is not None
+        loaded_at = -1  # the feed's all_seq the last load covered
+        last = -PRELOAD_MIN_INTERVAL_S
+        while not stop.wait(0.2):
+            if not self.changes.listening or self.changes.all_seq == loaded_at:
+                continue
+            if time.monotonic() - last < PRELOAD_MIN_INTERVAL_S:
+                continue
+            seq = self.changes.all_seq
+            try:
+                self.preload_access()
+            except Exception:  # the facts are then looked up one by one, as without it
+                log.exception("bulk load of access facts failed")
+            loaded_at = seq
+            last = time.monotonic()
+            self.preloads += 1
 
     def endpoint(
         self, fn: Callable[..., Response], *, executor: concurrent.futures.Executor | None = None
@@ -1199,7 +1278,7 @@ class Sep2App:
         return self.writer.submit(items, self.now())
 
     def _remember_mmr(self, mup_id: int, mrid: str, ref: manager.MeterReadingRef) -> None:
-        if len(self._mmr_refs) > 200_000:  # bound the memory of a long-running worker
+        if len(self._mmr_refs) > ACCESS_CACHE_MAX:  # bound the memory of a long-running worker
             self._mmr_refs.clear()
         self._mmr_refs[(mup_id, mrid.lower())] = ref
 
@@ -1284,13 +1363,26 @@ class Sep2App:
         )
         stop = asyncio.Event()
         task: asyncio.Task[None] | None = None
+        preload_stop = threading.Event()
+        preload: threading.Thread | None = None
         if self.changes is not None:
             self.changes.start()
+            if self.settings.preload_access:
+                preload = threading.Thread(
+                    target=self._preload_loop,
+                    args=(preload_stop,),
+                    name="sep2-preload",
+                    daemon=True,
+                )
+                preload.start()
         if self.settings.notify_tls is not None:
             task = asyncio.create_task(self._notifier(stop))
         try:
             yield
         finally:
+            preload_stop.set()
+            if preload is not None:
+                await asyncio.get_running_loop().run_in_executor(None, preload.join, 30)
             await asyncio.get_running_loop().run_in_executor(None, self.writer.close)
             if self.changes is not None:
                 await asyncio.get_running_loop().run_in_executor(None, self.changes.stop)

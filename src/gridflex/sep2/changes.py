@@ -79,6 +79,12 @@ class ChangeFeed:
     def listening(self) -> bool:
         return self._listening
 
+    @property
+    def all_seq(self) -> int:
+        """Sequence number of the last change that concerns every device (a ``*``
+        notification, or listening (re)started): bulk-loaded answers older than it are void."""
+        return self._all
+
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> ChangeFeed:
         """Start listening in a background thread (returns at once; :meth:`wait_listening`)."""

@@ -18,7 +18,7 @@ import logging
 import secrets
 import weakref
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Engine, Select, Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -26,7 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from gridflex.derms import registry
-from gridflex.derms.models import ConnectionTermsRow, Der, Program, ProgramMember
+from gridflex.derms.models import Aggregator, ConnectionTermsRow, Der, Program, ProgramMember
 from gridflex.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from gridflex.sep2 import schedule
 from gridflex.sep2.identity import (
@@ -911,6 +911,60 @@ def mirror_usage_point_owner(session: Session, mup_id: int) -> Any:
         .join(EndDevice, EndDevice.id == MirrorUsagePoint.end_device_id)
         .where(MirrorUsagePoint.id == mup_id)
     ).first()
+
+
+class MupOwner(NamedTuple):
+    """What :func:`mirror_usage_point_owner` reads, as a plain tuple (bulk loads keep many)."""
+
+    id: int
+    end_device_id: int
+    lfdi: str
+    aggregator_id: int | None
+
+
+def all_scopes(session: Session, limit: int) -> list[tuple[str, ClientScope]]:
+    """(LFDI, scope) of every certificate the registry knows, as :func:`resolve_scope` gives it
+    (an aggregator's LFDI is an aggregator, before a DER with the same LFDI), at most ``limit``
+    DER ones: two queries for a whole fleet."""
+    out: dict[str, ClientScope] = {}
+    ders = select(Der.id, Der.lfdi).where(Der.lfdi.is_not(None)).order_by(Der.id).limit(limit)
+    for der_id, lfdi in session.execute(ders):
+        if lfdi:
+            out[lfdi] = DeviceScope(lfdi=lfdi, sfdi=sfdi_from_lfdi(lfdi), der_id=der_id)
+    aggs = select(Aggregator.id, Aggregator.lfdi).where(Aggregator.lfdi.is_not(None))
+    for agg_id, lfdi in session.execute(aggs):
+        if lfdi:
+            out[lfdi] = AggregatorScope(lfdi=lfdi, sfdi=sfdi_from_lfdi(lfdi), aggregator_id=agg_id)
+    return list(out.items())
+
+
+def all_mup_owners(session: Session, limit: int) -> list[MupOwner]:
+    """:func:`mirror_usage_point_owner` of every MirrorUsagePoint (at most ``limit``), one query."""
+    rows = session.execute(
+        select(
+            MirrorUsagePoint.id,
+            MirrorUsagePoint.end_device_id,
+            EndDevice.lfdi,
+            EndDevice.aggregator_id,
+        )
+        .join(EndDevice, EndDevice.id == MirrorUsagePoint.end_device_id)
+        .order_by(MirrorUsagePoint.id)
+        .limit(limit)
+    )
+    return [MupOwner(*r) for r in rows]
+
+
+def all_meter_reading_refs(session: Session, limit: int) -> list[tuple[int, str, MeterReadingRef]]:
+    """(MirrorUsagePoint id, mRID, :func:`meter_reading_ref`) of every MirrorMeterReading (at
+    most ``limit``), one query."""
+    m = MirrorMeterReading
+    rows = session.execute(
+        select(
+            m.usage_point_id, m.mrid, m.id, m.power_of_ten, m.description, m.uom, m.kind,
+            m.flow_direction, m.phase, m.data_qualifier, m.interval_length_s,
+        ).order_by(m.id).limit(limit)
+    )  # fmt: skip
+    return [(r[0], r[1], MeterReadingRef(*r[2:])) for r in rows]
 
 
 def device_snapshot(session: Session, edev_id: int, derp_id: int | None = None) -> Any:
