@@ -128,8 +128,9 @@ ACCESS_CACHE_MAX = 400_000
 """Most entries each per-worker access cache holds (certificate scopes, MirrorUsagePoint
 owners, MirrorMeterReading types); a cache that would grow past it is cleared (then refilled on
 demand). Sized for the issue's fleet of 300,000 devices, bulk-loaded at start
-(:meth:`Sep2App.preload_access`): about 0.6 kB per device and worker for the three caches
-(measured with tracemalloc, ``docs/sep2.md``), so about 180 MB per worker for 300,000 devices."""
+(:meth:`Sep2App.preload_access`): about 1 kB per device and worker for the three caches
+(measured with tracemalloc, ``docs/sep2.md``), so about 300 MB per worker for 300,000 devices
+that each have their own certificate."""
 PRELOAD_MIN_INTERVAL_S = 30.0
 """Least time between two bulk loads of the access caches (s): a ``*`` notification (any write
 of terms, DER or aggregator rows) voids every cached access fact, and the next bulk load after
