@@ -19,10 +19,18 @@ from gridflex.derms.db import session_factory
 from gridflex.sep2 import manager
 from gridflex.sep2.certs import ClientIdentity, TlsFiles
 from gridflex.sep2.identity import AggregatorScope, CertificateScope
-from gridflex.sep2.persistence import EndDevice
+from gridflex.sep2.persistence import SITE_PROGRAM_KEY, EndDevice
 from tests.sep2.conftest import Server, seed_registry
 from tests.sep2.docs import end_device_xml, mirror_meter_reading_xml, mirror_usage_point_xml
-from tests.sep2.test_changes import NOTIFICATION_WAIT_S, T0, _client, _free_port
+from tests.sep2.test_changes import (
+    NOTIFICATION_WAIT_S,
+    T0,
+    H,
+    _client,
+    _device,
+    _free_port,
+    _programs,
+)
 
 POSTGRES_ONLY = pytest.mark.parametrize(
     "db_backend", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
@@ -40,14 +48,19 @@ def _move_der(engine: Engine, lfdi: str, aggregator_id: int) -> None:
             edev.aggregator_id = aggregator_id
 
 
+def _wait_startup_load(server: Server) -> None:
+    """Until the worker's start-up bulk load has run (so it does not run during a count)."""
+    deadline = time.monotonic() + 10
+    while server.app.preloads < 1:
+        assert time.monotonic() < deadline, "no bulk load within 10 s of listening"
+        time.sleep(0.05)
+
+
 @POSTGRES_ONLY
 def test_first_post_after_a_bulk_load_reads_nothing_and_changes_still_apply(
     server: Server,
 ) -> None:
-    deadline = time.monotonic() + 10
-    while server.app.preloads < 1:  # the start-up load has run (not during the count below)
-        assert time.monotonic() < deadline, "no bulk load within 10 s of listening"
-        time.sleep(0.05)
+    _wait_startup_load(server)
     lfdi = server.ids["device-2"].lfdi
     with server.client("aggregator-1") as c:
         assert c.post("/edev", content=end_device_xml(lfdi)).status_code == 201
@@ -204,3 +217,50 @@ def test_two_workers_apply_an_ownership_change_made_after_their_bulk_load(
     finally:
         for c in old + new:
             c.close()
+
+
+@POSTGRES_ONLY
+def test_first_poll_after_a_bulk_load_reads_nothing_and_changes_still_apply(
+    server: Server,
+) -> None:
+    """A first DERControlList poll answered from the bulk-loaded rows is byte for byte the
+    database's answer, runs no statement, and a control added after the load shows at once."""
+    _wait_startup_load(server)
+    server.clock.fixed = T0
+    edev_id = _device(server.engine, server.ids, "device-2")
+    progs = _programs(server.engine, edev_id)
+    site = f"/edev/{edev_id}/derp/{progs[SITE_PROGRAM_KEY]}/derc"
+    ops = f"/edev/{edev_id}/derp/{progs[manager.OPS_PROGRAM_KEY]}/derc"
+    app = server.app
+    with server.client("aggregator-1") as c:
+        from_db = {h: c.get(h, params={"l": 10}).content for h in (site, ops)}
+    app._derc_hot.clear()
+    app._derc_cache.clear()
+    assert app.preload_access() > 0
+    assert (edev_id, progs[SITE_PROGRAM_KEY]) in app._derc_pre
+    seen: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        seen.append(statement)
+
+    with server.client("aggregator-1") as c:  # settles before the count starts
+        event.listen(server.engine, "before_cursor_execute", count)
+        try:
+            first = {h: c.get(h, params={"l": 10}).content for h in (site, ops)}
+        finally:
+            event.remove(server.engine, "before_cursor_execute", count)
+    assert first == from_db
+    assert seen == []
+    with session_factory(server.engine).begin() as s:
+        ctrl = manager.create_control(
+            s, end_device_id=edev_id, der_program_id=progs[manager.OPS_PROGRAM_KEY],
+            start=T0 + H, duration_s=600, now=T0, exp_lim_w=1000,
+        )  # fmt: skip
+        mrid = ctrl.mrid
+    app._derc_hot.clear()  # as for a first poll: only the bulk-loaded rows are left
+    with server.client("aggregator-1") as c:
+        r = c.get(ops, params={"l": 10})
+    assert r.status_code == 200
+    assert mrid in r.text
+    with server.client("aggregator-3" if "aggregator-3" in server.ids else "device-1") as c:
+        assert c.get(site, params={"l": 10}).status_code == 403

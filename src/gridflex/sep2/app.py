@@ -131,6 +131,9 @@ demand). Sized for the issue's fleet of 300,000 devices, bulk-loaded at start
 (:meth:`Sep2App.preload_access`): about 1 kB per device and worker for the three caches
 (measured with tracemalloc, ``docs/sep2.md``), so about 300 MB per worker for 300,000 devices
 that each have their own certificate."""
+DERC_PRELOAD_MAX_ROWS = 100_000
+"""Most control rows a worker bulk-loads for first DERControlList polls (about 0.6 kB each as
+SQLAlchemy rows: some 60 MB); devices past the bound are read on their first poll as before."""
 PRELOAD_MIN_INTERVAL_S = 30.0
 """Least time between two bulk loads of the access caches (s): a ``*`` notification (any write
 of terms, DER or aggregator rows) voids every cached access fact, and the next bulk load after
@@ -283,6 +286,11 @@ class Sep2App:
         (client LFDI as the TLS layer gives it, path, query) → (EndDevice id, change token taken
         before the rows were read, valid until, body)."""
         self._mup_owners: dict[int, tuple[Any, float, int | None]] = {}
+        self._pre_programs: dict[int, str] = {}
+        """Site and operations program ids → keys, as the last bulk load read them."""
+        self._derc_pre: dict[tuple[int, int], tuple[int, Any, list[Any]]] = {}
+        """Bulk-loaded DERControlList inputs (:meth:`preload_access`): (EndDevice id, program
+        id) → (change token taken before the read, device snapshot, control rows)."""
         self.writer = ReadingWriter(engine)
         self.preloads = 0
         """Bulk loads of the access facts the background thread has run (diagnostics, tests)."""
@@ -404,6 +412,12 @@ class Sep2App:
             scopes = manager.all_scopes(session, ACCESS_CACHE_MAX)
             owners = manager.all_mup_owners(session, ACCESS_CACHE_MAX)
             refs = manager.all_meter_reading_refs(session, ACCESS_CACHE_MAX)
+            programs = manager.polled_program_keys(session)
+            snaps, lists = manager.all_device_lists(
+                session, list(programs), self.now(), ACCESS_CACHE_MAX, DERC_PRELOAD_MAX_ROWS
+            )
+        self._pre_programs = programs
+        self._derc_pre = {key: (token, snaps[key[0]], rows) for key, rows in lists.items()}
         if len(self._scopes) + len(scopes) > ACCESS_CACHE_MAX:
             self._scopes.clear()
         self._scopes.update((lfdi, (scope, expires, token)) for lfdi, scope in scopes)
@@ -842,6 +856,10 @@ class Sep2App:
         now = self.now()
         edev_id = request.path_params["edev_id"]
         derp_id = request.path_params["derp_id"]
+        if not active_only and (pre := self._derc_pre.get((edev_id, derp_id))) is not None:
+            answer = self._derc_from_preload(request, pre, now)
+            if answer is not None:
+                return answer
         token = self._token()  # before any read: a change notified later invalidates the answer
         # read only: the generation is read before the rows, so a list rendered from rows newer
         # than its generation is only ever re-rendered, never served stale
@@ -896,6 +914,40 @@ class Sep2App:
             self._derc_cache.clear()
         self._derc_cache[key] = (generation, valid_until, body)
         self._remember_hot(request, active_only, edev_id, token, valid_until, body)
+        return Response(body, media_type=sepxml.CONTENT_TYPE)
+
+    def _derc_from_preload(
+        self, request: Request, pre: tuple[int, Any, list[Any]], now: dt.datetime
+    ) -> Response | None:
+        """A first poll answered from the bulk-loaded rows (:meth:`preload_access`) with the
+        same checks and render as the database path, while no change of the device (or of the
+        registry) was notified since they were read; None sends it to the database path."""
+        token, snap, loaded = pre
+        if self.changes is None or not self.changes.fresh(snap.id, token):
+            return None
+        lfdi = request.scope.get("extensions", {}).get("tls", {}).get("client_lfdi")
+        scope = self.cached_scope(lfdi) if lfdi else None
+        if scope is None or snap.is_aggregator or not manager.may_access(scope, snap):
+            return None
+        if isinstance(scope, DeviceScope) and scope.der_id is not None and snap.der_id is None:
+            return None
+        key = self._pre_programs.get(request.path_params["derp_id"])
+        if key is None:
+            return None
+        if key == manager.SITE_PROGRAM_KEY and manager.needs_publish(snap, now):
+            return None
+        page = page_of(request)
+        rows = [c for c in loaded if c.start + dt.timedelta(seconds=c.duration_s) > now]
+        valid_until = _next_change(rows, now, snap.published_until)
+        if page.after is not None:
+            rows = [r for r in rows if r.start >= page.after]
+        shown = rows[page.start : page.start + page.limit]
+        body = render_derc_list(
+            request.url.path, len(rows), snap.id, shown, now, self.settings.csip_aus_ns
+        )
+        if body is None:
+            return None  # descriptions that need the models: the database path renders them
+        self._remember_hot(request, False, snap.id, token, valid_until, body)
         return Response(body, media_type=sepxml.CONTENT_TYPE)
 
     def _remember_hot(

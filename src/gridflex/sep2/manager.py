@@ -1015,6 +1015,69 @@ def _snapshot_stmt(with_generation: bool) -> Any:
     return select(*cols).where(EndDevice.id == bindparam("edev_id"))
 
 
+def polled_program_keys(session: Session) -> dict[int, str]:
+    """Ids → keys of the site and operations programs, the ones field devices poll (read only:
+    none when no device has been served yet; program rows never change once created)."""
+    rows = session.execute(
+        select(DerProgram.id, DerProgram.key).where(
+            DerProgram.key.in_([SITE_PROGRAM_KEY, OPS_PROGRAM_KEY])
+        )
+    )
+    return {int(r.id): str(r.key) for r in rows}
+
+
+def all_device_lists(
+    session: Session, derp_ids: list[int], now: dt.datetime, max_devices: int, max_rows: int
+) -> tuple[dict[int, Any], dict[tuple[int, int], list[Any]]]:
+    """The DERControlList inputs of many devices in two queries: :func:`device_snapshot`
+    (without the generation) of at most ``max_devices`` EndDevices, and their controls in the
+    programs ``derp_ids`` as :func:`listed_control_rows` lists them (before the end-time filter,
+    which the caller applies at its own ``now``), at most ``max_rows`` rows. Lists come back
+    only for devices whose every row was read (an empty list: no control in that program)."""
+    snaps = {
+        r.id: r for r in session.connection().execute(_all_snapshots_stmt(), {"limit": max_devices})
+    }
+    if not snaps or not derp_ids:
+        return snaps, {}
+    table = cast(Table, DerControl.__table__)
+    c = table.c
+    since = now - schedule.PUBLISH_HORIZON - dt.timedelta(seconds=MAX_CONTROL_DURATION_S)
+    rows = (
+        session.connection()
+        .execute(
+            select(*table.columns)
+            .where(c.der_program_id.in_(derp_ids), c.start > since, c.end_device_id <= max(snaps))
+            .order_by(
+                c.end_device_id, c.der_program_id, c.start, c.creation_time.desc(), c.mrid.desc()
+            )
+            .limit(max_rows + 1)
+        )
+        .all()
+    )
+    covered_below = None  # devices with a smaller id have all their rows here
+    if len(rows) > max_rows:
+        covered_below = rows[max_rows].end_device_id
+        rows = rows[:max_rows]
+    lists: dict[tuple[int, int], list[Any]] = {}
+    for edev_id, snap in snaps.items():
+        if snap.is_aggregator or (covered_below is not None and edev_id >= covered_below):
+            continue
+        for derp_id in derp_ids:
+            lists[(edev_id, derp_id)] = []
+    for r in rows:
+        group = lists.get((r.end_device_id, r.der_program_id))
+        if group is not None:
+            group.append(r)
+    return snaps, lists
+
+
+@functools.cache
+def _all_snapshots_stmt() -> Any:
+    base = _snapshot_stmt(False)
+    cols = list(base.selected_columns)
+    return select(*cols).order_by(EndDevice.id).limit(bindparam("limit"))
+
+
 def needs_publish(snapshot: Any, now: dt.datetime) -> bool:
     """True when the terms controls of a device (a :func:`device_snapshot`) must be topped up
     or republished for a new terms version."""
@@ -1029,7 +1092,12 @@ def needs_publish(snapshot: Any, now: dt.datetime) -> bool:
 def cached_programs(session: Session) -> list[ProgramRef]:
     """The site and operations programs if this worker already knows their rows (no query)."""
     engine = session.get_bind()
-    cache = _PROGRAMS.get(engine.pool) if isinstance(engine, Engine) else None
+    return known_programs(engine) if isinstance(engine, Engine) else []
+
+
+def known_programs(engine: Engine) -> list[ProgramRef]:
+    """:func:`cached_programs` of an engine."""
+    cache = _PROGRAMS.get(engine.pool)
     if not cache:
         return []
     return [r for k in (SITE_PROGRAM_KEY, OPS_PROGRAM_KEY) if (r := cache.get(k)) is not None]
