@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ssl
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +155,11 @@ def server(engine: Engine, pki: tuple[TlsFiles, dict[str, ClientIdentity]]) -> I
     srv = ServerThread(app, files).start()
     if app.sep2.changes is not None:  # PostgreSQL: cached polls are answered from memory
         assert app.sep2.changes.wait_listening(), "the server did not LISTEN within 10 s"
+        # and has run its start-up bulk load, which would otherwise run during a test's count
+        deadline = time.monotonic() + 10
+        while app.sep2.preloads < 1:
+            assert time.monotonic() < deadline, "no bulk load within 10 s of listening"
+            time.sleep(0.02)
     try:
         yield Server(srv.url, files, ids, reg, engine, clock, app.sep2)
     finally:

@@ -171,9 +171,9 @@ class Sep2Settings:
     only after its readings are committed (:mod:`gridflex.sep2.writer`)."""
     preload_access: bool = True
     """PostgreSQL: each worker loads every certificate scope, MirrorUsagePoint owner and
-    MirrorMeterReading type in bulk when it starts listening for changes (and again after a
-    change that voids them all), so first telemetry POSTs need no lookup
-    (:meth:`Sep2App.preload_access`)."""
+    MirrorMeterReading type, and the DERControlList rows of the site and operations programs,
+    in bulk when it starts listening for changes (and again after a change that voids them all),
+    so first telemetry POSTs and first polls need no lookup (:meth:`Sep2App.preload_access`)."""
     handler_threads: int = 8
     """Threads per worker process running handlers (when not inline)."""
     inline_handlers: bool = False
@@ -394,7 +394,10 @@ class Sep2App:
         """Load the access facts of the whole fleet into this worker's caches in bulk: every
         certificate's scope, every MirrorUsagePoint's owner, every MirrorMeterReading's type
         (three queries; at most :data:`ACCESS_CACHE_MAX` of each), so a device's first telemetry
-        POST in this worker needs no lookup and takes the event-loop path at once. PostgreSQL
+        POST in this worker needs no lookup and takes the event-loop path at once; and every
+        device's snapshot with its site and operations control rows (two queries, at most
+        :data:`DERC_PRELOAD_MAX_ROWS` rows), so its first DERControlList poll is rendered
+        without the database (:meth:`_derc_from_preload`). PostgreSQL
         while the change feed listens only: each fact is stored with the feed's token taken
         before its rows were read, so a change committed after the read (``d:<EndDevice>`` or
         ``*``) voids it exactly as it voids one looked up alone. Returns how many facts were
