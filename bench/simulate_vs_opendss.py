@@ -215,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feeders", default=",".join(FEEDERS),
                         help=f"comma-separated subset of {', '.join(FEEDERS)}")  # fmt: skip
     parser.add_argument("--hours", type=int, default=8760, help="hourly steps (default 8760)")
-    parser.add_argument("--controls", default="frozen,active", help="frozen, active or both")
+    parser.add_argument(
+        "--controls", default="frozen,active", help="frozen, active or frozen,active (default)"
+    )
     parser.add_argument(
         "--opendss-method",
         choices=("best", "native", "loop"),
