@@ -98,6 +98,38 @@ class Injectors:
         """Number of injector phases."""
         return int(self.a.shape[0])
 
+    def kernel_arrays(
+        self,
+    ) -> tuple[
+        IntArray,
+        IntArray,
+        IntArray,
+        FloatArray,
+        FloatArray,
+        FloatArray,
+        FloatArray,
+        FloatArray,
+        FloatArray,
+        FloatArray,
+        FloatArray,
+        FloatArray,
+    ]:
+        """The per-phase arrays every load-model kernel takes, in the kernels' argument order."""
+        return (
+            self.a,
+            self.b,
+            self.model,
+            self.v_base_v,
+            self.v_low_v,
+            self.v_min_v,
+            self.v_max_v,
+            self.vminpu,
+            self.vmaxpu,
+            self.cvr_watts,
+            self.cvr_vars,
+            self.var_base,
+        )
+
 
 def build_injectors(net: Network) -> Injectors:
     """Flatten the network's loads and PV systems into injector phases."""
@@ -553,18 +585,7 @@ def injection_rhs_for(
     kernel = _rhs_parallel if v.shape[1] > 64 else _rhs_serial
     kernel(
         np.ascontiguousarray(v),
-        inj.a,
-        inj.b,
-        inj.model,
-        inj.v_base_v,
-        inj.v_low_v,
-        inj.v_min_v,
-        inj.v_max_v,
-        inj.vminpu,
-        inj.vmaxpu,
-        inj.cvr_watts,
-        inj.cvr_vars,
-        inj.var_base,
+        *inj.kernel_arrays(),
         np.ascontiguousarray(w),
         np.ascontiguousarray(var),
         np.ascontiguousarray(y_nom, dtype=np.complex128),
@@ -624,18 +645,7 @@ def injector_power_w(inj: Injectors, v: ComplexArray, w: FloatArray, var: FloatA
     out = np.empty((inj.n, v.shape[1]))
     _power_kernel(
         np.ascontiguousarray(v),
-        inj.a,
-        inj.b,
-        inj.model,
-        inj.v_base_v,
-        inj.v_low_v,
-        inj.v_min_v,
-        inj.v_max_v,
-        inj.vminpu,
-        inj.vmaxpu,
-        inj.cvr_watts,
-        inj.cvr_vars,
-        inj.var_base,
+        *inj.kernel_arrays(),
         np.ascontiguousarray(w),
         np.ascontiguousarray(var),
         out,
