@@ -9,6 +9,7 @@ every worker process of a two-worker server. On SQLite every poll still checks t
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import signal
 import socket
@@ -221,12 +222,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def two_workers(
-    engine: Engine, pki: tuple[TlsFiles, dict[str, ClientIdentity]]
-) -> Iterator[tuple[str, Engine, dict[str, ClientIdentity]]]:
-    files, ids = pki
-    seed_registry(engine, ids)
+@contextlib.contextmanager
+def serve_two_workers(
+    engine: Engine, files: TlsFiles, ids: dict[str, ClientIdentity]
+) -> Iterator[str]:
+    """``gridflex serve --workers 2`` on ``engine``'s database; yields its base URL once both
+    workers answer and have had a second to LISTEN and bulk-load; stops it afterwards."""
     port = _free_port()
     url = engine.url.render_as_string(hide_password=False)
     cmd = [sys.executable, "-c", "from gridflex.cli.main import main; main()", "serve"]
@@ -246,8 +247,8 @@ def two_workers(
                 pass
             assert time.monotonic() < deadline, "the server did not start in 60 s"
             time.sleep(0.2)
-        time.sleep(1.0)  # both workers LISTEN (a poll before that checks the database anyway)
-        yield base, engine, ids
+        time.sleep(1.0)  # both workers LISTEN and bulk-load (a poll before that reads the database)
+        yield base
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -257,6 +258,16 @@ def two_workers(
             proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+@pytest.fixture
+def two_workers(
+    engine: Engine, pki: tuple[TlsFiles, dict[str, ClientIdentity]]
+) -> Iterator[tuple[str, Engine, dict[str, ClientIdentity]]]:
+    files, ids = pki
+    seed_registry(engine, ids)
+    with serve_two_workers(engine, files, ids) as base:
+        yield base, engine, ids
 
 
 def _client(base: str, files: TlsFiles, ident: ClientIdentity) -> httpx.Client:

@@ -3,14 +3,9 @@ change committed after the bulk load is seen on the next request, in every worke
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import Engine, event
 
@@ -28,8 +23,8 @@ from tests.sep2.test_changes import (
     H,
     _client,
     _device,
-    _free_port,
     _programs,
+    serve_two_workers,
 )
 
 POSTGRES_ONLY = pytest.mark.parametrize(
@@ -154,36 +149,8 @@ def fleet_then_two_workers(
             post_rate_s=300, meter_readings=(reading,), now=T0,
         )  # fmt: skip
         mup_id = mup.id
-    port = _free_port()
-    url = engine.url.render_as_string(hide_password=False)
-    cmd = [sys.executable, "-c", "from gridflex.cli.main import main; main()", "serve"]
-    cmd += ["--db", url, "--certs", str(Path(files.ca_cert).parent), "--port", str(port)]
-    cmd += ["--workers", "2"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"https://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                with _client(base, files, ids["device-1"]) as c:
-                    if c.get("/tm").status_code == 200:
-                        break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start in 60 s"
-            time.sleep(0.2)
-        time.sleep(1.0)  # both workers listen and bulk-load
+    with serve_two_workers(engine, files, ids) as base:
         yield base, engine, ids, mup_id
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
 
 
 @POSTGRES_ONLY
