@@ -940,7 +940,7 @@ class Sep2App:
         if key == manager.SITE_PROGRAM_KEY and manager.needs_publish(snap, now):
             return None
         page = page_of(request)
-        rows = [c for c in loaded if c.start + dt.timedelta(seconds=c.duration_s) > now]
+        rows = manager.still_listed(loaded, now)
         valid_until = _next_change(rows, now, snap.published_until)
         if page.after is not None:
             rows = [r for r in rows if r.start >= page.after]

@@ -17,8 +17,9 @@ import hashlib
 import logging
 import secrets
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
 from sqlalchemy import Engine, Select, Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -582,15 +583,25 @@ def listed_controls_stmt(
     return stmt.order_by(DerControl.start, DerControl.creation_time.desc(), DerControl.mrid.desc())
 
 
-def listed_controls(
-    session: Session,
-    edev: EndDevice,
-    prog: ProgramRef,
-    now: dt.datetime,
-    *,
-    active_only: bool = False,
-) -> list[DerControl]:
-    rows = session.scalars(listed_controls_stmt(edev.id, prog.id, now, active_only=active_only))
+class _Scheduled(Protocol):
+    """What :func:`still_listed` reads of a control (a ``DerControl`` or a plain row)."""
+
+    @property
+    def start(self) -> dt.datetime: ...
+    @property
+    def duration_s(self) -> int: ...
+    @property
+    def cancelled_at(self) -> dt.datetime | None: ...
+    @property
+    def superseded_at(self) -> dt.datetime | None: ...
+
+
+C = TypeVar("C", bound=_Scheduled)
+
+
+def still_listed(rows: Iterable[C], now: dt.datetime, *, active_only: bool = False) -> list[C]:
+    """The controls (entities or plain rows) of ``rows`` a DERControlList shows at ``now``: not
+    yet ended; with ``active_only``, only those whose EventStatus is active."""
     out = []
     for c in rows:
         if c.start + dt.timedelta(seconds=c.duration_s) <= now:
@@ -607,6 +618,18 @@ def listed_controls(
                 continue
         out.append(c)
     return out
+
+
+def listed_controls(
+    session: Session,
+    edev: EndDevice,
+    prog: ProgramRef,
+    now: dt.datetime,
+    *,
+    active_only: bool = False,
+) -> list[DerControl]:
+    rows = session.scalars(listed_controls_stmt(edev.id, prog.id, now, active_only=active_only))
+    return still_listed(rows, now, active_only=active_only)
 
 
 def get_control(session: Session, edev: EndDevice, prog: ProgramRef, derc_id: int) -> DerControl:
@@ -1116,22 +1139,7 @@ def listed_control_rows(
         "now": now,
     }
     rows = session.connection().execute(_listed_rows_stmt(active_only), params).all()
-    out = []
-    for c in rows:
-        if c.start + dt.timedelta(seconds=c.duration_s) <= now:
-            continue
-        if active_only:
-            status, _, _ = schedule.event_status(
-                c.start,
-                c.duration_s,
-                now,
-                cancelled_at=c.cancelled_at,
-                superseded_at=c.superseded_at,
-            )
-            if status != schedule.ACTIVE:
-                continue
-        out.append(c)
-    return out
+    return still_listed(rows, now, active_only=active_only)
 
 
 @functools.cache
