@@ -25,6 +25,8 @@ from gridflex.powerflow.injections import _current
 
 #: steps solved side by side (compile-time constant, see the module docstring)
 LANES = 16
+#: the spline arguments of :func:`fixed_point_lanes` when the starts come from ``v0``
+NO_SPLINE = (np.zeros(0), np.zeros((0, 4, 0)), np.zeros((0, 4, 0)), np.zeros(0))
 #: reassociation and fused multiply-add only: NaN/inf stay IEEE (divergence is detected by them)
 _FAST = {"contract", "reassoc", "nsz", "arcp"}
 
@@ -61,6 +63,10 @@ def fixed_point_lanes(
     i_src: np.ndarray,
     inv_vb: np.ndarray,
     v0: np.ndarray,
+    g_knots: np.ndarray,
+    g_re: np.ndarray,
+    g_im: np.ndarray,
+    g_level: np.ndarray,
     tol: float,
     max_iter: int,
     accelerate: bool,
@@ -69,12 +75,19 @@ def fixed_point_lanes(
     conv: np.ndarray,
     last_dv: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """Solve every column of ``v0`` (N x k); results in ``v_out``, ``iters``, ``conv``, ``last_dv``.
+    """Solve ``k`` steps; results in ``v_out`` (N x k), ``iters``, ``conv``, ``last_dv``.
+
+    A step's start is column ``t`` of ``v0`` (N x k) or, when ``g_knots`` holds two or more
+    knots, the cubic spline of :class:`gridflex.powerflow.guess.SplineGuess` evaluated at
+    ``g_level[t]`` (coefficients ``g_re``/``g_im``, (K - 1) x 4 x N in the factor's solution
+    order), so no N x k start array is ever built.
 
     A column stops when its largest voltage change is below ``tol`` (converged), after
     ``max_iter`` iterations, or when the change is not finite (diverged; ``last_dv`` = inf).
     """
-    n, k = v0.shape
+    n = v_out.shape[0]
+    k = iters.shape[0]
+    nk = g_knots.shape[0]
     n_inj = a.shape[0]
     m = LANES
     # Everything runs in the factor's own orders, so no pass permutes: a node's voltage lives
@@ -136,10 +149,20 @@ def fixed_point_lanes(
                 col[c] = nxt
                 it[c] = 0
                 have[c] = False
-                for i in range(n):
-                    z = v0[i, nxt]
-                    vr[perm_c[i], c] = z.real
-                    vi[perm_c[i], c] = z.imag
+                if nk >= 2:
+                    x = min(max(g_level[nxt], g_knots[0]), g_knots[nk - 1])
+                    q = min(max(np.searchsorted(g_knots, x) - 1, 0), nk - 2)
+                    h = x - g_knots[q]
+                    cr = g_re[q]
+                    ci = g_im[q]
+                    for r in range(n):  # Horner, coefficients in ascending powers of h
+                        vr[r, c] = ((cr[3, r] * h + cr[2, r]) * h + cr[1, r]) * h + cr[0, r]
+                        vi[r, c] = ((ci[3, r] * h + ci[2, r]) * h + ci[1, r]) * h + ci[0, r]
+                else:
+                    for i in range(n):
+                        z = v0[i, nxt]
+                        vr[perm_c[i], c] = z.real
+                        vi[perm_c[i], c] = z.imag
                 nxt += 1
                 busy += 1
         if busy == 0:

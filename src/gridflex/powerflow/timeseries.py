@@ -55,7 +55,7 @@ from gridflex.errors import InputError
 from gridflex.network.model import Network
 from gridflex.powerflow import controls as ctl
 from gridflex.powerflow.accel import anderson_step
-from gridflex.powerflow.fused import fixed_point_lanes
+from gridflex.powerflow.fused import NO_SPLINE, fixed_point_lanes
 from gridflex.powerflow.injections import (
     Injectors,
     build_injectors,
@@ -456,6 +456,7 @@ def _fixed_point_fused(
         np.ascontiguousarray(prob.i_src, dtype=np.complex128),
         1.0 / prob.vbase_v,
         np.ascontiguousarray(v0, dtype=np.complex128),
+        *NO_SPLINE,
         float(prob.tol_pu if tol_pu is None else tol_pu),
         int(max_iter),
         True,
