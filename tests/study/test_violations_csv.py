@@ -135,8 +135,7 @@ def test_no_violation_gives_a_header_only_file(tmp_path: Path) -> None:
 @nb.njit
 def _fmt(x: float) -> np.ndarray:
     buf = np.empty(64, np.uint8)
-    digits = np.empty(16, np.uint8)
-    n = _put_float(buf, 0, x, digits)
+    n = _put_float(buf, 0, x)
     return buf[:n].copy()
 
 

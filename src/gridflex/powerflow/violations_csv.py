@@ -20,7 +20,7 @@ steps, the worst row) so nothing is read twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +30,8 @@ import numba as nb
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from gridflex.powerflow.violations import (
     SOURCE_ELEMENT,
@@ -53,25 +55,53 @@ _NUM_MAX = 24
 _TIME_LEN = 20
 
 
+@intrinsic
+def _copy16(
+    typingctx: Any, dst: Any, dpos: Any, src: Any, spos: Any
+) -> tuple[Any, Callable[..., Any]]:
+    """16 bytes from ``src[spos:]`` to ``dst[dpos:]`` (uint8 arrays) as one unaligned move.
+
+    A byte loop cannot become one: the compiler cannot prove that the two arrays do not
+    overlap. Bounds are the caller's (the pieces and the buffers carry 16 bytes of slack).
+    """
+    sig = types.void(dst, dpos, src, spos)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        d, dp, s, sp = args
+        dst_ptr = context.make_array(signature.args[0])(context, builder, d).data
+        src_ptr = context.make_array(signature.args[2])(context, builder, s).data
+        cgutils.raw_memcpy(builder, builder.gep(dst_ptr, [dp]), builder.gep(src_ptr, [sp]),
+                           context.get_constant(types.int64, 16), 1)  # fmt: skip
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @nb.njit(cache=True, nogil=True)
-def _put_uint(buf: Any, pos: int, value: int) -> int:
-    """Decimal digits of a non-negative integer."""
-    if value == 0:
-        buf[pos] = 48
-        return pos + 1
-    tmp = np.empty(20, dtype=np.uint8)
-    n = 0
-    while value > 0:
-        tmp[n] = 48 + value % 10
-        value //= 10
-        n += 1
-    for i in range(n):
-        buf[pos + i] = tmp[n - 1 - i]
+def _put_piece(buf: Any, pos: int, src: Any, at: int, n: int) -> int:
+    """``src[at:at+n]`` at ``buf[pos:]`` in 16-byte moves (may write up to 15 bytes past)."""
+    for c in range(0, n, 16):
+        _copy16(buf, pos + c, src, at + c)  # type: ignore[call-arg]
     return pos + n
 
 
 _POW10 = np.array([10.0**k for k in range(-22, 23)])  # _POW10[k + 22] == 10**k, exact
 _PAIRS = np.frombuffer("".join(f"{i:02d}" for i in range(100)).encode("ascii"), dtype=np.uint8)
+
+
+@nb.njit(cache=True, nogil=True)
+def _put_digits(buf: Any, end: int, m: int, n: int) -> None:
+    """The ``n`` lowest decimal digits of ``m >= 0`` (zero-padded) into ``buf[end-n:end]``."""
+    p = end
+    while n >= 2:
+        r = m % 100
+        m //= 100
+        buf[p - 1] = _PAIRS[2 * r + 1]
+        buf[p - 2] = _PAIRS[2 * r]
+        p -= 2
+        n -= 2
+    if n == 1:
+        buf[p - 1] = 48 + m % 10
 
 
 @nb.njit(cache=True, nogil=True)
@@ -87,8 +117,12 @@ def _scale(x: float, k: int) -> float:
 
 
 @nb.njit(cache=True, nogil=True)
-def _put_float(buf: Any, pos: int, x: float, digits: Any) -> int:
-    """``x`` as ``%.12g`` prints it (fixed for 1e-4 <= |x| < 1e12, else scientific)."""
+def _put_float(buf: Any, pos: int, x: float) -> int:
+    """``x`` as ``%.12g`` prints it (fixed for 1e-4 <= |x| < 1e12, else scientific).
+
+    The 12 significant digits are one integer, written two digits at a time straight into
+    ``buf`` (no digit scratch array, no per-byte trimming pass).
+    """
     if x != x:
         buf[pos] = 110  # nan
         buf[pos + 1] = 97
@@ -130,99 +164,77 @@ def _put_float(buf: Any, pos: int, x: float, digits: Any) -> int:
         if mi >= 1_000_000_000_000:
             mi //= 10
             e += 1
-    # 12 digits, two at a time
-    for i in range(5, -1, -1):
-        r = mi % 100
-        mi //= 100
-        digits[2 * i] = _PAIRS[2 * r]
-        digits[2 * i + 1] = _PAIRS[2 * r + 1]
+    # %g drops trailing zeros: nd significant digits remain (mi >= 1e11, so the loop ends)
     nd = sig
-    while nd > 1 and digits[nd - 1] == 48:
+    while mi % 10 == 0:
+        mi //= 10
         nd -= 1
     if -4 <= e < sig:
-        if e < 0:
+        if e < 0:  # 0.000ddd
             buf[pos] = 48
             buf[pos + 1] = 46
             pos += 2
             for _ in range(-e - 1):
                 buf[pos] = 48
                 pos += 1
-            for i in range(nd):
-                buf[pos + i] = digits[i]
+            _put_digits(buf, pos + nd, mi, nd)
             return pos + nd
+        if nd <= e + 1:  # an integer: its digits, then zeros
+            _put_digits(buf, pos + nd, mi, nd)
+            for i in range(nd, e + 1):
+                buf[pos + i] = 48
+            return pos + e + 1
+        # ddd.ddd: the digits one place to the right, then the integer part moved left
+        _put_digits(buf, pos + 1 + nd, mi, nd)
         for i in range(e + 1):
-            buf[pos + i] = digits[i] if i < nd else 48
-        pos += e + 1
-        if nd > e + 1:
-            buf[pos] = 46
-            pos += 1
-            for i in range(e + 1, nd):
-                buf[pos] = digits[i]
-                pos += 1
-        return pos
-    buf[pos] = digits[0]
-    pos += 1
+            buf[pos + i] = buf[pos + 1 + i]
+        buf[pos + e + 1] = 46
+        return pos + nd + 1
+    # d.ddde+XX
+    _put_digits(buf, pos + 1 + nd, mi, nd)
+    buf[pos] = buf[pos + 1]
     if nd > 1:
-        buf[pos] = 46
+        buf[pos + 1] = 46
+        pos += nd + 1
+    else:
         pos += 1
-        for i in range(1, nd):
-            buf[pos] = digits[i]
-            pos += 1
     buf[pos] = 101  # 'e'
-    pos += 1
     if e < 0:
-        buf[pos] = 45
+        buf[pos + 1] = 45
         e = -e
     else:
-        buf[pos] = 43
-    pos += 1
-    if e < 10:
-        buf[pos] = 48
-        pos += 1
-    return _put_uint(buf, pos, e)
-
-
-@nb.njit(cache=True, nogil=True)
-def _put_bytes(buf: Any, pos: int, src: Any, a: int, b: int) -> int:
-    for i in range(a, b):
-        buf[pos] = src[i]
-        pos += 1
-    return pos
+        buf[pos + 1] = 43
+    pos += 2
+    ne = 2 if e < 100 else 3
+    _put_digits(buf, pos + ne, e, ne)
+    return pos + ne
 
 
 @nb.njit(cache=True, nogil=True)
 def _put_row(
     buf: Any,
     pos: int,
-    times: Any,
-    t: int,
-    names: Any,
-    offsets: Any,
-    e: int,
-    fixed: Any,
-    fixed_offsets: Any,
-    kind: int,
+    pieces: Any,
+    time_at: int,
+    head_at: int,
+    head_len: int,
+    tail_at: int,
+    tail_len: int,
     value: float,
     limit: float,
-    digits: Any,
 ) -> int:
     """``time,element,kind,value,limit`` and a line break.
 
-    ``fixed`` holds per kind ``,kind,`` (entry ``2 * kind``) and the constant ``,limit`` line
-    end (entry ``2 * kind + 1``); an empty line end means ``limit`` is formatted per row.
+    ``pieces`` holds the step's time stamp, the row head ``,element,kind,`` and the line end
+    ``,limit\\n`` (``tail_len`` 0: ``limit`` varies by row and is formatted here).
     """
-    for i in range(times.shape[1]):
-        buf[pos + i] = times[t, i]
-    pos += times.shape[1]
+    pos = _put_piece(buf, pos, pieces, time_at, _TIME_LEN)
+    pos = _put_piece(buf, pos, pieces, head_at, head_len)
+    pos = _put_float(buf, pos, value)
+    if tail_len > 0:
+        return _put_piece(buf, pos, pieces, tail_at, tail_len)
     buf[pos] = 44
-    pos = _put_bytes(buf, pos + 1, names, offsets[e], offsets[e + 1])
-    pos = _put_bytes(buf, pos, fixed, fixed_offsets[2 * kind], fixed_offsets[2 * kind + 1])
-    pos = _put_float(buf, pos, value, digits)
-    a, b = fixed_offsets[2 * kind + 1], fixed_offsets[2 * kind + 2]
-    if b > a:
-        return _put_bytes(buf, pos, fixed, a, b)
-    buf[pos] = 44
-    pos = _put_float(buf, pos + 1, limit, digits)
+    pos = _put_float(buf, pos + 1, limit)
     buf[pos] = 10
     return pos + 1
 
@@ -251,21 +263,41 @@ def _note(
 
 
 @nb.njit(cache=True, nogil=True)
+def _emit(
+    buf: Any,
+    pos: int,
+    pieces: Any,
+    at: Any,
+    size: Any,
+    base: Any,
+    t: int,
+    kind: int,
+    j: int,
+    value: float,
+    limit: float,
+) -> int:
+    """Row of element ``j`` (within its kind's group) of ``kind`` at step ``t``; see _scan."""
+    head = base[kind] + j
+    tail = base[5] + kind
+    return _put_row(buf, pos, pieces, at[t], at[head], size[head], at[tail], size[tail],
+                    value, limit)  # fmt: skip
+
+
+@nb.njit(cache=True, nogil=True)
 def _scan(
     t0: int,
     t_end: int,
     buf: Any,
     step_bytes: int,
-    times: Any,
+    pieces: Any,
+    at: Any,
+    size: Any,
+    base: Any,
     v: Any,
     load: Any,
     emerg: Any,
     has_emerg: bool,
     rev: Any,
-    names: Any,
-    offsets: Any,
-    fixed: Any,
-    fixed_offsets: Any,
     lim: Any,
     stats_rows: Any,
     stats_steps: Any,
@@ -277,15 +309,17 @@ def _scan(
     """Format the rows of steps ``t0, t0+1, ... < t_end`` into ``buf`` until it could overflow.
 
     Returns ``(bytes written, next step)``; with ``emit`` False only the summary is folded.
-    Element codes: nodes ``0..N-1``, branches ``N..N+B-1``, reverse-power elements after them
-    (``offsets`` indexes ``names``).
+    The text pieces are ``pieces[at[i] : at[i] + size[i]]`` for entry ``i``: the time stamp of
+    step ``t`` is entry ``t``, the head ``,element,kind,`` of element ``j`` of ``kind`` is entry
+    ``base[kind] + j`` (elements: nodes for the voltage kinds, branches for the thermal ones,
+    source and regulators for reverse power) and the kind's line end ``,limit\\n`` is entry
+    ``base[5] + kind`` (empty for ``thermal_emergency``, whose limit varies by row).
     """
     n_steps = v.shape[0]
     n = v.shape[1]
     nb_ = load.shape[1]
     nr = rev.shape[1]
     uv, ov, tn, te, rmin = lim[0], lim[1], lim[2], lim[3], lim[4]
-    digits = np.empty(16, dtype=np.uint8)
     cap = buf.shape[0]
     pos = 0
     t = t0
@@ -295,63 +329,21 @@ def _scan(
             x = v[t, j]
             if x < uv:
                 if emit:
-                    pos = _put_row(
-                        buf,
-                        pos,
-                        times,
-                        t,
-                        names,
-                        offsets,
-                        j,
-                        fixed,
-                        fixed_offsets,
-                        0,
-                        x,
-                        uv,
-                        digits,
-                    )
+                    pos = _emit(buf, pos, pieces, at, size, base, t, 0, j, x, uv)
                 _note(stats_rows, flags, worst_val, worst_at, 0, t, j, x, uv, True)
                 seen[0] = True
         for j in range(n):
             x = v[t, j]
             if x > ov:
                 if emit:
-                    pos = _put_row(
-                        buf,
-                        pos,
-                        times,
-                        t,
-                        names,
-                        offsets,
-                        j,
-                        fixed,
-                        fixed_offsets,
-                        1,
-                        x,
-                        ov,
-                        digits,
-                    )
+                    pos = _emit(buf, pos, pieces, at, size, base, t, 1, j, x, ov)
                 _note(stats_rows, flags, worst_val, worst_at, 1, t, j, x, ov, False)
                 seen[1] = True
         for j in range(nb_):
             x = load[t, j]
             if x > tn:
                 if emit:
-                    pos = _put_row(
-                        buf,
-                        pos,
-                        times,
-                        t,
-                        names,
-                        offsets,
-                        n + j,
-                        fixed,
-                        fixed_offsets,
-                        2,
-                        x,
-                        tn,
-                        digits,
-                    )
+                    pos = _emit(buf, pos, pieces, at, size, base, t, 2, j, x, tn)
                 _note(stats_rows, flags, worst_val, worst_at, 2, t, j, x, tn, False)
                 seen[2] = True
         if has_emerg:
@@ -362,42 +354,14 @@ def _scan(
                     # normal/emergency rating ratio from the two loadings of the same current
                     limit = te * x / y
                     if emit:
-                        pos = _put_row(
-                            buf,
-                            pos,
-                            times,
-                            t,
-                            names,
-                            offsets,
-                            n + j,
-                            fixed,
-                            fixed_offsets,
-                            3,
-                            x,
-                            limit,
-                            digits,
-                        )
+                        pos = _emit(buf, pos, pieces, at, size, base, t, 3, j, x, limit)
                     _note(stats_rows, flags, worst_val, worst_at, 3, t, j, x, limit, False)
                     seen[3] = True
         for j in range(nr):
             x = rev[t, j]
             if x < rmin:
                 if emit:
-                    pos = _put_row(
-                        buf,
-                        pos,
-                        times,
-                        t,
-                        names,
-                        offsets,
-                        n + nb_ + j,
-                        fixed,
-                        fixed_offsets,
-                        4,
-                        x,
-                        rmin,
-                        digits,
-                    )
+                    pos = _emit(buf, pos, pieces, at, size, base, t, 4, j, x, rmin)
                 _note(stats_rows, flags, worst_val, worst_at, 4, t, j, x, rmin, True)
                 seen[4] = True
         for k in range(5):
@@ -415,16 +379,15 @@ def _scan_parts(
     sizes: Any,
     nexts: Any,
     step_bytes: int,
-    times: Any,
+    pieces: Any,
+    at: Any,
+    size: Any,
+    base: Any,
     v: Any,
     load: Any,
     emerg: Any,
     has_emerg: bool,
     rev: Any,
-    names: Any,
-    offsets: Any,
-    fixed: Any,
-    fixed_offsets: Any,
     lim: Any,
     stats_rows: Any,
     stats_steps: Any,
@@ -436,11 +399,10 @@ def _scan_parts(
     with its own summary arrays; ``sizes[p]`` bytes, ``nexts[p]`` the step it stopped at (before
     ``ends[p]`` when its buffer filled up)."""
     for p in nb.prange(bufs.shape[0]):
-        size, nxt = _scan(starts[p], ends[p], bufs[p], step_bytes, times, v, load, emerg,
-                          has_emerg, rev, names, offsets, fixed, fixed_offsets, lim,
-                          stats_rows[p], stats_steps[p], flags[p], worst_val[p], worst_at[p],
-                          True)  # fmt: skip
-        sizes[p] = size
+        size_p, nxt = _scan(starts[p], ends[p], bufs[p], step_bytes, pieces, at, size, base, v,
+                            load, emerg, has_emerg, rev, lim, stats_rows[p], stats_steps[p],
+                            flags[p], worst_val[p], worst_at[p], True)  # fmt: skip
+        sizes[p] = size_p
         nexts[p] = nxt
 
 
@@ -507,11 +469,17 @@ def _csv_field(name: str) -> bytes:
     return name.encode("utf-8")
 
 
-def _packed(names: Sequence[bytes]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-    offsets = np.zeros(len(names) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum([len(b) for b in names])
-    data = np.frombuffer(b"".join(names), dtype=np.uint8) if names else np.zeros(0, np.uint8)
-    return data, offsets
+def _packed(
+    texts: Sequence[bytes],
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """``texts`` in one byte array (plus 16 bytes for the 16-byte moves' overshoot), with the
+    start and the length of each."""
+    size = np.array([len(b) for b in texts], dtype=np.int64)
+    at = np.zeros(len(texts), dtype=np.int64)
+    at[1:] = np.cumsum(size)[:-1]
+    data = np.zeros(int(size.sum()) + 16, dtype=np.uint8)
+    data[: int(size.sum())] = np.frombuffer(b"".join(texts), dtype=np.uint8)
+    return data, at, size
 
 
 @dataclass(frozen=True)
@@ -580,38 +548,34 @@ def write_violations_from_result(
     rev[:, 0] = np.asarray(result.source_p_kw, dtype=np.float64).reshape(n_t, -1)[:, 0]
     if reg_names:
         rev[:, 1:] = np.asarray(result.regulator_p_kw, dtype=np.float64).reshape(n_t, -1)
-    all_names = [_csv_field(s) for s in (*node_names, *branch_names, *rev_names)]
-    names, offsets = _packed(all_names)
-    # per kind ",kind," and the line end ",limit\n" (empty: thermal_emergency's varies by row)
+    # the text pieces of the rows (see _scan): time stamps, row heads, line ends
+    stamps = [s.encode("ascii") for s in time.strftime("%Y-%m-%dT%H:%M:%SZ")]
+    kind_groups = (node_names, node_names, branch_names, branch_names, rev_names)
+    heads = [
+        b"," + _csv_field(name) + f",{kind},".encode("ascii")
+        for kind, group in zip(VIOLATION_KINDS, kind_groups, strict=True)
+        for name in group
+    ]
+    # the line end ",limit\n" per kind (empty: thermal_emergency's limit varies by row)
     constant = [lim.undervoltage_pu, lim.overvoltage_pu, lim.thermal_normal_pct, None,
                 lim.reverse_min_p_kw]  # fmt: skip
-    pieces: list[bytes] = []
-    for kind, value in zip(VIOLATION_KINDS, constant, strict=True):
-        pieces.append(f",{kind},".encode("ascii"))
-        pieces.append(b"" if value is None else f",{value:.12g}\n".encode("ascii"))
-    fixed, fixed_offsets = _packed(pieces)
-    times = np.frombuffer(
-        "".join(time.strftime("%Y-%m-%dT%H:%M:%SZ")).encode("ascii"), dtype=np.uint8
-    ).reshape(n_t, _TIME_LEN) if n_t else np.zeros((0, _TIME_LEN), np.uint8)  # fmt: skip
-    lens = np.diff(offsets)
-    kind_max = int(np.diff(fixed_offsets).max())
-    row_fixed = _TIME_LEN + kind_max + 2 * _NUM_MAX + 5
-    n, nbr = len(node_names), len(branch_names)
-    step_bytes = int(
-        lens[:n].sum() + n * row_fixed
-        + 2 * (lens[n : n + nbr].sum() + nbr * row_fixed)
-        + lens[n + nbr :].sum() + len(rev_names) * row_fixed
-    )  # fmt: skip
+    tails = [b"" if c is None else f",{c:.12g}\n".encode("ascii") for c in constant]
+    pieces, at, size = _packed([*stamps, *heads, *tails])
+    base = np.cumsum([n_t, *(len(g) for g in kind_groups)], dtype=np.int64)
+    # bound of one step's bytes: every element of every kind in violation, numbers at their
+    # longest, and the 16-byte moves' overshoot past the last row
+    n_rows = sum(len(g) for g in kind_groups)
+    step_bytes = int(size[n_t : n_t + n_rows].sum()) + n_rows * (_TIME_LEN + 2 * _NUM_MAX + 3)
+    step_bytes += 16
     cap = max(int(buffer_bytes), 2 * step_bytes)
     limits_arr = np.array(
         [lim.undervoltage_pu, lim.overvoltage_pu, lim.thermal_normal_pct,
          lim.thermal_emergency_pct, lim.reverse_min_p_kw], dtype=np.float64,
     )  # fmt: skip
     parts = max(1, int(nb.get_num_threads()))
-    width = max(n, nbr, len(rev_names), 1)
+    width = max(len(node_names), len(branch_names), len(rev_names), 1)
     total = _Totals.zeros(1, width)
-    arrays = (step_bytes, times, v, load, emerg, has_emerg, rev, names, offsets, fixed,
-              fixed_offsets, limits_arr)  # fmt: skip
+    arrays = (step_bytes, pieces, at, size, base, v, load, emerg, has_emerg, rev, limits_arr)
 
     if path is None:
         _scan(0, n_t, np.zeros(0, dtype=np.uint8), *arrays, total.rows[0], total.steps[0],
