@@ -154,30 +154,3 @@ def test_single_column_solve_and_low_rank_update_match_scipy(
     assert np.max(np.abs(x1[:, 0] - exact1)) < 1e-7 * np.max(np.abs(exact1))
     assert np.max(np.abs(exact1 - exact) / np.abs(exact)) > 1e-3  # the tap mattered
     assert dv1[0] == pytest.approx(np.max(np.abs(x1[:, 0] - v_old[:, 0]) * inv_vb), rel=1e-12)
-
-
-def test_level_guess_interpolates_solved_levels(
-    feeder_year: Callable[[str, bool], Path],
-) -> None:
-    net = load_network(feeder_year("ieee/123Bus/IEEE123Master.dss", True))
-    prob, state, w, var, v0 = _setup(net)
-    guess = ts._level_guess(prob, state, w, var, v0[:, 0])
-    assert guess is not None
-    total = float(w.mean(axis=1).sum())
-    lo, hi = w.sum(axis=0).min() / total, w.sum(axis=0).max() / total
-    # at the extreme levels the guess is the solved operating point itself
-    for q in (lo, hi):
-        wq = w.mean(axis=1)[:, None] * q
-        vq = ts._solve_steps(prob, state, wq, var.mean(axis=1)[:, None] * q, v0[:, :1])
-        g = guess(np.array([q * total]))
-        assert np.max(np.abs(g - vq.v) / prob.vbase_v[:, None]) < 1e-5
-    # and it is a better start than the no-load voltages for every step
-    g_all = guess(w.sum(axis=0))
-    exact = ts._fixed_point(prob, prob.factor(state), w.copy(), var.copy(), v0, prob.y_nom, 200)
-    err_guess = np.max(np.abs(g_all - exact.v) / prob.vbase_v[:, None], axis=0)
-    err_noload = np.max(np.abs(v0 - exact.v) / prob.vbase_v[:, None], axis=0)
-    assert np.all(err_guess < err_noload)
-    # generation in the injections: no level guesses
-    w_gen = w.copy()
-    w_gen[0] = -1.0
-    assert ts._level_guess(prob, state, w_gen, var, v0[:, 0]) is None

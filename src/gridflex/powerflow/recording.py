@@ -179,8 +179,10 @@ def _branch_max(
     n_br = row_start.shape[0] - 1
     ar = np.zeros(_W)
     ai = np.zeros(_W)
+    mx = np.zeros(_W)  # hoisted: an allocation per branch cost a third of the kernel
     for b in range(n_br):
-        mx = np.zeros(_W)
+        for c in range(_W):
+            mx[c] = 0.0
         for r in range(row_start[b], row_start[b + 1]):
             for c in range(_W):
                 ar[c] = 0.0

@@ -38,9 +38,11 @@ References
 
 from __future__ import annotations
 
+import threading
 import time as _time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -56,6 +58,7 @@ from gridflex.network.model import Network
 from gridflex.powerflow import controls as ctl
 from gridflex.powerflow.accel import anderson_step
 from gridflex.powerflow.fused import NO_SPLINE, fixed_point_lanes
+from gridflex.powerflow.guess import SplineGuess, anchor_steps
 from gridflex.powerflow.injections import (
     Injectors,
     build_injectors,
@@ -66,6 +69,7 @@ from gridflex.powerflow.injections import (
 )
 from gridflex.powerflow.inverter import InverterSettings
 from gridflex.powerflow.linsolve import Factor, LowRankFactor, factorize
+from gridflex.powerflow.memory import empty_populated
 from gridflex.powerflow.recording import BranchCurrents, record_block
 from gridflex.powerflow.result import StepFailure, TimeSeriesResult
 
@@ -80,10 +84,11 @@ _CHUNK_BUDGET_BYTES = 16.0e6
 #: steps per task of the frozen-controls thread pool: the lane kernel's working set does not
 #: grow with it (16 steps in flight), so a task only needs to amortise its Python around it
 _FROZEN_CHUNK = 256
-#: load levels solved first for the frozen-controls initial guesses (see _level_guess): mean
-#: iterations per step 5.9 -> 5.2 on the 8500-node feeder, 4.9 -> 4.7 on EPRI ckt7 (3 levels:
-#: 5.3; 9 levels: 5.2, measured over every 7th hour of the year)
-_GUESS_LEVELS = 5
+#: anchor steps solved first for the frozen-controls starts (powerflow.guess): mean iterations
+#: per step on the 8500-node feeder 5.9 -> 2.9 (16 anchors), 1.6 (64), 1.3 (128), 1.1 (256)
+_ANCHORS = 256
+#: anchors solved from the mean-load solution to start the others
+_COARSE_ANCHORS = 16
 _MAX_ITER = 60
 _FALLBACK_ITER = 60
 _CACHE_SIZE = 64
@@ -711,10 +716,11 @@ class _Recorder:
         self.n = prob.n
         br = net.branches
         self.b = len(br)
-        # every row is written by record_block (no fill pass over these large arrays)
-        self.v_pu = np.empty((t, self.n))
-        self.load_pct = np.empty((t, self.b))
-        self.load_em_pct = np.empty((t, self.b))
+        # every row is written by record_block (no fill pass over these large arrays); their
+        # pages are mapped up front (memory.py: page faults cost seconds of system time)
+        self.v_pu = empty_populated((t, self.n))
+        self.load_pct = empty_populated((t, self.b))
+        self.load_em_pct = empty_populated((t, self.b))
         self.src_p = np.zeros(t)
         self.src_q = np.zeros(t)
         self.losses = np.zeros(t)
@@ -1077,88 +1083,161 @@ def _solve_frozen_parallel(
 ) -> int:
     """Frozen controls: chunks are independent, so solve them on ``workers`` threads.
 
-    The Numba kernels release the GIL; results are recorded in time order by the caller's
-    thread. Returns the number of steps done (all of them).
+    Without inverter functions, every step starts from the anchor spline of
+    :mod:`gridflex.powerflow.guess` (see :func:`_anchor_spline`), evaluated inside the lane
+    kernel; each thread reuses one voltage buffer for its chunks (fresh 35 MB arrays per chunk
+    cost page faults: seconds of system time over a year of the 8500-node feeder). The Numba
+    kernels release the GIL; each chunk records its own rows. Returns the number of steps done
+    (all of them).
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     w_mean = w_all.mean(axis=1)
     pilot = _solve_steps(
         prob, state, w_mean[:, None], var_all.mean(axis=1)[:, None], _no_load(prob, state, 1)
     )
     v_ref = pilot.v[:, 0].copy()
     p_ref = float(w_mean.sum())
+    level = w_all.sum(axis=0)
+    local = threading.local()
 
-    level_guess = _level_guess(prob, state, w_all, var_all, v_ref) if pv_all is None else None
+    def buffer(k: int) -> ComplexArray:
+        buf: ComplexArray | None = getattr(local, "v", None)
+        if buf is None or buf.shape[1] != k:
+            buf = np.empty((prob.n, k), dtype=np.complex128)
+            if k == chunk:
+                local.v = buf
+        return buf
 
-    def work(cols: IntArray) -> IntArray:
-        w = w_all[:, cols]
-        var = var_all[:, cols]
-        pv_chunk = pv_all.sub(cols) if pv_all is not None else None
-        if level_guess is not None:
-            v0 = level_guess(w.sum(axis=0))
-        else:
-            v0 = _guess(prob, state, v_ref, p_ref, w.sum(axis=0))
-        solved = _solve_steps(prob, state, w, var, v0, pv_chunk)
-        # each chunk writes only its own rows: record it here, off the main thread
-        rec.record_now(cols, solved, state, w, var)
-        return cols
-
-    blocks = [np.arange(t, min(t + chunk, steps)) for t in range(0, steps, chunk)]
     with ThreadPoolExecutor(max_workers=workers) as ex:
+        fac = prob.factor(state, chunk)
+        spline = None
+        if pv_all is None and isinstance(fac, Factor):
+            spline = _anchor_spline(prob, state, fac, w_all, var_all, v_ref, level, ex, workers)
+
+        def work(cols: IntArray) -> IntArray:
+            w = w_all[:, cols]
+            var = var_all[:, cols]
+            if spline is not None and isinstance(fac, Factor):
+                solved = _solve_from_spline(
+                    prob, state, fac, w, var, spline, level[cols], buffer(cols.size)
+                )
+            else:
+                pv_chunk = pv_all.sub(cols) if pv_all is not None else None
+                v0 = _guess(prob, state, v_ref, p_ref, w.sum(axis=0))
+                solved = _solve_steps(prob, state, w, var, v0, pv_chunk)
+            # each chunk writes only its own rows: record it here, off the main thread
+            rec.record_now(cols, solved, state, w, var)
+            return cols
+
+        blocks = [np.arange(t, min(t + chunk, steps)) for t in range(0, steps, chunk)]
         for cols in ex.map(work, blocks):
             if progress is not None:
                 progress(int(cols[-1]) + 1, steps)
     return steps
 
 
-def _level_guess(
+def _anchor_spline(
     prob: _Problem,
     state: State,
+    fac: Factor,
     w_all: FloatArray,
     var_all: FloatArray,
     v_start: ComplexArray,
-) -> Callable[[FloatArray], ComplexArray] | None:
-    """Initial guesses interpolated between solved load levels (``None``: not applicable).
+    level: FloatArray,
+    pool: ThreadPoolExecutor,
+    workers: int,
+) -> SplineGuess | None:
+    """The anchor spline of the frozen run's starts (``None``: one load level only).
 
-    The mean load scaled uniformly to :data:`_GUESS_LEVELS` levels between the run's smallest
-    and largest total load is solved first (one small batch); a step's guess interpolates
-    linearly between the two levels around its own total load. With several load shapes the
-    levels are only an approximation of each step's load pattern, which costs iterations, not
-    accuracy (every step still converges to ``tolerance_pu``). Runs with generation in the
-    injections (negative powers: scaling them with the load means nothing) keep
-    :func:`_guess`.
+    Its rows are in the solution order of ``fac`` (the LU of ``state``), as the lane kernel
+    reads them: row ``perm_c[i]`` is node ``i``.
+
+    :data:`_COARSE_ANCHORS` anchors are solved from ``v_start``; their spline starts the
+    :data:`_ANCHORS` anchors (on ``workers`` threads), whose spline starts every step. An
+    anchor that does not converge is left out of the spline (it still gets solved, and
+    reported, as an ordinary step).
     """
-    if np.any(w_all < 0.0):
+    if not np.ptp(level) > 1e-9 * max(float(np.max(np.abs(level))), 1.0):
         return None
-    w_mean = w_all.mean(axis=1)
-    total = float(w_mean.sum())
-    if not total > 0.0:
-        return None
-    level = w_all.sum(axis=0) / total
-    lo, hi = float(level.min()), float(level.max())
-    if not hi - lo > 1e-6:
-        return None
-    qs = np.linspace(lo, hi, _GUESS_LEVELS)
-    k = qs.size
-    solved = _solve_steps(
+    coarse = anchor_steps(level, _COARSE_ANCHORS)
+    first = _solve_steps(
         prob,
         state,
-        w_mean[:, None] * qs[None, :],
-        var_all.mean(axis=1)[:, None] * qs[None, :],
-        np.repeat(v_start[:, None], k, axis=1),
+        w_all[:, coarse],
+        var_all[:, coarse],
+        np.repeat(v_start[:, None], coarse.size, axis=1),
     )
-    if not solved.converged.all():
+    if coarse.size < 2 or not first.converged.all():
         return None
-    vs = solved.v
+    perm_c = fac.arrays()[11]  # (L, U, 1/diag U, Pr, Pc)
+    guess = SplineGuess.fit(level[coarse], first.v)  # node order
+    fine = anchor_steps(level, _ANCHORS)
 
-    def guess(p_cols: FloatArray) -> ComplexArray:
-        lv = p_cols / total
-        j = np.clip(np.searchsorted(qs, lv) - 1, 0, k - 2)
-        t = (lv - qs[j]) / (qs[j + 1] - qs[j])
-        return np.asarray(vs[:, j] + (vs[:, j + 1] - vs[:, j]) * t[None, :], dtype=complex)
+    def solve(idx: IntArray) -> _Solved:
+        return _solve_steps(prob, state, w_all[:, idx], var_all[:, idx], guess.evaluate(level[idx]))
 
-    return guess
+    parts = [p for p in np.array_split(fine, workers) if p.size]
+    solved = list(pool.map(solve, parts))
+    ok = np.concatenate([s.converged for s in solved])
+    if np.count_nonzero(ok) < 2:
+        fine, v = coarse, first.v
+    else:
+        fine, v = fine[ok], np.hstack([s.v for s in solved])[:, ok]
+    v_sol = np.empty_like(v)
+    v_sol[perm_c] = v
+    return SplineGuess.fit(level[fine], v_sol)
+
+
+def _solve_from_spline(
+    prob: _Problem,
+    state: State,
+    fac: Factor,
+    w: FloatArray,
+    var: FloatArray,
+    spline: SplineGuess,
+    level: FloatArray,
+    v_out: ComplexArray,
+) -> _Solved:
+    """:func:`_solve_steps` for steps that start from ``spline`` at their ``level``.
+
+    The starts are evaluated inside the lane kernel (``spline`` in the solution order of
+    ``fac``, the LU of ``state``); steps that do not converge take :func:`_solve_steps` (fixed
+    point, then the per-step fallback) from the same start.
+    """
+    k = level.size
+    iters = np.zeros(k, dtype=np.int64)
+    conv = np.zeros(k, dtype=bool)
+    last_dv = np.full(k, np.inf)
+    fixed_point_lanes(
+        *fac.arrays(),
+        *prob.inj.kernel_arrays(),
+        np.ascontiguousarray(w, dtype=np.float64),
+        np.ascontiguousarray(var, dtype=np.float64),
+        np.ascontiguousarray(prob.y_nom, dtype=np.complex128),
+        np.ascontiguousarray(prob.i_src, dtype=np.complex128),
+        1.0 / prob.vbase_v,
+        np.zeros((0, 0), dtype=np.complex128),
+        spline.knots,
+        spline.coef_re,
+        spline.coef_im,
+        np.ascontiguousarray(level, dtype=np.float64),
+        float(prob.tol_pu),
+        _MAX_ITER,
+        True,
+        v_out,
+        iters,
+        conv,
+        last_dv,
+    )
+    solved = _Solved(v=v_out, iterations=iters, converged=conv, max_dv_pu=last_dv)
+    bad = np.flatnonzero(~conv)
+    if bad.size:
+        start = spline.evaluate(level[bad])[fac.arrays()[11]]  # back to node order
+        redo = _solve_steps(prob, state, w[:, bad], var[:, bad], start)
+        solved.v[:, bad] = redo.v
+        solved.iterations[bad] = redo.iterations
+        solved.converged[bad] = redo.converged
+        solved.max_dv_pu[bad] = redo.max_dv_pu
+    return solved
 
 
 def _boundary_note(prob: _Problem, v_pu_row: FloatArray) -> str:

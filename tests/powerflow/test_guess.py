@@ -1,0 +1,108 @@
+"""Anchor-spline starts of the frozen-controls year (``powerflow.guess``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gridflex.network import load_network
+from gridflex.powerflow import timeseries as ts
+from gridflex.powerflow.guess import SplineGuess, anchor_steps
+from gridflex.powerflow.linsolve import Factor
+from gridflex.powerflow.memory import empty_populated
+
+
+def test_anchor_steps_cover_ranks_range_and_extremes() -> None:
+    rng = np.random.default_rng(1)
+    # most hours near the bottom, a few rare peaks: value-spaced anchors must reach them
+    level = np.concatenate([rng.uniform(0.0, 1.0, 8000), rng.uniform(9.0, 10.0, 8)])
+    rng.shuffle(level)
+    got = anchor_steps(level, 64)
+    assert got.size <= 64
+    assert np.all(np.diff(level[got]) > 0.0)  # sorted, distinct knots
+    assert level[got[0]] == level.min()
+    assert level[got[-1]] == level.max()
+    assert np.count_nonzero(level[got] > 5.0) >= 4  # the rare peaks get knots
+    assert np.count_nonzero(level[got] < 1.0) >= 32  # and the busy range its share
+
+
+def test_anchor_steps_of_equal_levels_and_of_nothing() -> None:
+    assert anchor_steps(np.full(10, 3.0), 16).size == 1
+    assert anchor_steps(np.zeros(0), 16).size == 0
+    assert anchor_steps(np.arange(5.0), 1).size == 0
+
+
+def test_spline_reproduces_quadratics_exactly() -> None:
+    """Bessel slopes are exact for a parabola, and so is the Hermite cubic between knots."""
+    knots = np.array([0.0, 0.3, 1.0, 1.7, 4.0])
+    a = np.array([1.0 + 2.0j, -3.0 + 0.5j, 0.0 + 0.0j])
+    b = np.array([0.5 - 1.0j, 2.0 + 0.0j, -1.0 + 1.0j])
+    c = np.array([0.25 + 0.1j, -0.5 - 0.2j, 0.0 + 1.0j])
+
+    def f(x: np.ndarray) -> np.ndarray:
+        return a[:, None] + b[:, None] * x[None, :] + c[:, None] * x[None, :] ** 2
+
+    spline = SplineGuess.fit(knots, f(knots))
+    x = np.linspace(0.0, 4.0, 97)
+    np.testing.assert_allclose(spline.evaluate(x), f(x), rtol=0, atol=1e-12)
+    # outside the knots the spline holds its end values (clamped, not extrapolated)
+    np.testing.assert_allclose(spline.evaluate(np.array([-1.0, 9.0])), f(np.array([0.0, 4.0])))
+
+
+def test_spline_refuses_bad_knots() -> None:
+    v = np.ones((2, 3), dtype=complex)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        SplineGuess.fit(np.array([0.0, 1.0, 1.0]), v)
+    with pytest.raises(ValueError, match="two or more knots"):
+        SplineGuess.fit(np.array([0.0]), v[:, :1])
+    with pytest.raises(ValueError, match="one voltage column each"):
+        SplineGuess.fit(np.array([0.0, 1.0]), v)
+
+
+def test_empty_populated_is_a_writable_array_of_the_asked_shape() -> None:
+    big = empty_populated((1 << 12, 1 << 10))  # 32 MB: mapped with MAP_POPULATE on Linux
+    big[:] = 2.5
+    assert big.shape == (4096, 1024)
+    assert big.dtype == np.float64
+    assert float(big.sum()) == 2.5 * 4096 * 1024
+    small = empty_populated((3, 4), np.int64)
+    assert small.shape == (3, 4)
+    assert small.dtype == np.int64
+
+
+@pytest.mark.parametrize("steps", [600])
+def test_frozen_year_from_anchor_spline_matches_plain_starts(
+    feeder_year: Callable[[str, bool], Path], steps: int
+) -> None:
+    """Same voltages as the fixed point from the no-load start, in far fewer iterations."""
+    net = load_network(feeder_year("ieee/123Bus/IEEE123Master.dss", True))
+    hours = np.arange(1.0, steps + 1.0)
+    inj = ts.build_injectors(net)
+    w, var, _ = ts._phase_power(net, inj, hours, snapshot=False)
+    prob = ts._build_problem(net, w.mean(axis=1), var.mean(axis=1), 1e-6)
+    state = ts.snapshot_state(net, prob)
+    fac = prob.factor(state, steps)
+    assert isinstance(fac, Factor)
+    level = w.sum(axis=0)
+    v_nl = ts._no_load(prob, state, steps)
+    with ThreadPoolExecutor(2) as pool:
+        spline = ts._anchor_spline(prob, state, fac, w, var, v_nl[:, 0], level, pool, 2)
+    assert spline is not None
+    got = ts._solve_from_spline(
+        prob, state, fac, w, var, spline, level, np.empty((prob.n, steps), complex)
+    )
+    ref = ts._solve_steps(prob, state, w.copy(), var.copy(), v_nl)
+    assert got.converged.all()
+    assert ref.converged.all()
+    assert np.max(np.abs(got.v - ref.v) / prob.vbase_v[:, None]) < 10 * prob.tol_pu
+    assert got.iterations.mean() < 1.5
+    assert ref.iterations.mean() > 3.0
+    # the kernel evaluates the spline as evaluate() does (its rows in the solution order)
+    start = spline.evaluate(level)[fac.arrays()[11]]
+    same = ts._fixed_point(prob, fac, w.copy(), var.copy(), start, prob.y_nom, ts._MAX_ITER)
+    np.testing.assert_array_equal(same.iterations, got.iterations)
+    assert np.max(np.abs(same.v - got.v) / prob.vbase_v[:, None]) < 1e-3 * prob.tol_pu
