@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import numba as nb
@@ -187,3 +189,36 @@ def test_a_rerun_in_another_format_removes_the_old_row_file(tmp_path: Path) -> N
 def test_unknown_format_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="--violations 'xml'"):
         write_results(_result(), tmp_path, run_info={"timings": {}}, violations_format="xml")
+
+
+def test_direct_and_buffered_writes_give_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 400 steps in buffers of two steps' bound: many batches, each part's partial last block
+    # carried into the next part (direct writes take whole 4096-byte blocks only)
+    from gridflex.powerflow import violations_csv
+
+    res = _result(400)
+    monkeypatch.setattr(violations_csv, "DIRECT_IO", False)
+    write_violations_from_result(res, tmp_path / "buffered.csv", buffer_bytes=1)
+    monkeypatch.setattr(violations_csv, "DIRECT_IO", True)
+    write_violations_from_result(res, tmp_path / "direct.csv", buffer_bytes=1)
+    buffered = (tmp_path / "buffered.csv").read_bytes()
+    assert len(buffered) > 3 * 4096
+    assert (tmp_path / "direct.csv").read_bytes() == buffered
+
+    # a file system that refuses direct writes (EINVAL) gets ordinary ones, same bytes
+    if not hasattr(os, "O_DIRECT"):
+        return
+    real_write = violations_csv.os.write
+    refused: list[int] = []
+
+    def refuse_once(fd: int, data: memoryview) -> int:
+        if not refused:
+            refused.append(fd)
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(violations_csv.os, "write", refuse_once)
+    write_violations_from_result(res, tmp_path / "fallback.csv", buffer_bytes=1)
+    assert (tmp_path / "fallback.csv").read_bytes() == buffered
