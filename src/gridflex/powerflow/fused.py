@@ -247,16 +247,26 @@ def fixed_point_lanes(
             dv[c] = 0.0
             num[c] = 0.0
             den[c] = 0.0
-        for i in range(n):
-            s = ivb[i]
-            for c in range(m):
-                er = (wr[i, c] - vr[i, c]) * s
-                ei = (wi[i, c] - vi[i, c]) * s
-                dv[c] = max(dv[c], er * er + ei * ei)  # NaN shows in den (below)
-                dr_ = er - fpr[i, c]
-                di_ = ei - fpi[i, c]
-                num[c] += dr_ * er + di_ * ei
-                den[c] += dr_ * dr_ + di_ * di_
+        if accelerate:
+            for i in range(n):
+                s = ivb[i]
+                for c in range(m):
+                    er = (wr[i, c] - vr[i, c]) * s
+                    ei = (wi[i, c] - vi[i, c]) * s
+                    dv[c] = max(dv[c], er * er + ei * ei)  # NaN shows in den (below)
+                    dr_ = er - fpr[i, c]
+                    di_ = ei - fpi[i, c]
+                    num[c] += dr_ * er + di_ * ei
+                    den[c] += dr_ * dr_ + di_ * di_
+        else:
+            for i in range(n):
+                s = ivb[i]
+                for c in range(m):
+                    er = (wr[i, c] - vr[i, c]) * s
+                    ei = (wi[i, c] - vi[i, c]) * s
+                    e2 = er * er + ei * ei
+                    dv[c] = max(dv[c], e2)
+                    den[c] += e2  # only to show a NaN
         stop_any = False
         for c in range(m):
             # a non-finite change makes the sum of squares non-finite
@@ -277,20 +287,33 @@ def fixed_point_lanes(
             if done or not finite or it[c] >= max_iter:
                 stop_any = True
         # next iterate: Anderson mix (plain image for fresh or finished lanes)
-        for i in range(n):
-            s = ivb[i]
+        if accelerate:
+            for i in range(n):
+                s = ivb[i]
+                for c in range(m):
+                    gr = wr[i, c]
+                    gi = wi[i, c]
+                    g_ = gam[c]
+                    fpr[i, c] = (gr - vr[i, c]) * s
+                    fpi[i, c] = (gi - vi[i, c]) * s
+                    vr[i, c] = gr - g_ * (gr - gpr[i, c])
+                    vi[i, c] = gi - g_ * (gi - gpi[i, c])
+                    gpr[i, c] = gr
+                    gpi[i, c] = gi
+                    wr[i, c] = src_r[i]  # the next right-hand side starts from the source
+                    wi[i, c] = src_i[i]
+        else:
+            # the image is the next iterate: swap the arrays instead of copying (row n is
+            # ground in vr, the ground injections' sink in wr)
+            vr, wr = wr, vr
+            vi, wi = wi, vi
             for c in range(m):
-                gr = wr[i, c]
-                gi = wi[i, c]
-                g_ = gam[c]
-                fpr[i, c] = (gr - vr[i, c]) * s
-                fpi[i, c] = (gi - vi[i, c]) * s
-                vr[i, c] = gr - g_ * (gr - gpr[i, c])
-                vi[i, c] = gi - g_ * (gi - gpi[i, c])
-                gpr[i, c] = gr
-                gpi[i, c] = gi
-                wr[i, c] = src_r[i]  # the next right-hand side starts from the source
-                wi[i, c] = src_i[i]
+                vr[n, c] = 0.0
+                vi[n, c] = 0.0
+            for i in range(n):
+                for c in range(m):
+                    wr[i, c] = src_r[i]  # the next right-hand side starts from the source
+                    wi[i, c] = src_i[i]
         for c in range(m):
             have[c] = True
         if stop_any:
