@@ -896,10 +896,17 @@ class _Recorder:
         br = net.branches
         self.b = len(br)
         # every row is written by record_block (no fill pass over these large arrays); their
-        # pages are mapped up front (memory.py: page faults cost seconds of system time)
-        self.v_pu = empty_populated((t, self.n))
-        self.load_pct = empty_populated((t, self.b))
-        self.load_em_pct = empty_populated((t, self.b))
+        # pages are mapped up front (memory.py: page faults cost seconds of system time), on a
+        # thread of their own (mmap releases the GIL) while the solver prepares
+        shapes = ((t, self.n), (t, self.b), (t, self.b))
+        self._big: list[FloatArray] = []
+        self._mapper = threading.Thread(
+            target=lambda: self._big.extend(empty_populated(sh) for sh in shapes),
+            name="gridflex-result-arrays",
+            daemon=True,
+        )
+        self._mapper.start()
+        self._shapes = shapes
         self.src_p = np.zeros(t)
         self.src_q = np.zeros(t)
         self.losses = np.zeros(t)
@@ -913,6 +920,29 @@ class _Recorder:
         self.max_dv = np.zeros(t)
         self.currents = BranchCurrents(net)
         self.inv_vb = 1.0 / prob.vbase_v
+
+    def _result_arrays(self) -> list[FloatArray]:
+        """The voltage and loading arrays, once the mapping thread has made them."""
+        if len(self._big) < len(self._shapes):
+            self._mapper.join()
+            if len(self._big) < len(self._shapes):  # the thread failed: raise here, clearly
+                self._big[:] = [np.empty(sh) for sh in self._shapes]
+        return self._big
+
+    @property
+    def v_pu(self) -> FloatArray:
+        """(T, N) voltage magnitudes, pu."""
+        return self._result_arrays()[0]
+
+    @property
+    def load_pct(self) -> FloatArray:
+        """(T, B) branch loading, % of the normal rating."""
+        return self._result_arrays()[1]
+
+    @property
+    def load_em_pct(self) -> FloatArray:
+        """(T, B) branch loading, % of the emergency rating."""
+        return self._result_arrays()[2]
 
     def record(
         self,
@@ -1358,9 +1388,7 @@ def _anchor_spline(
     fine = anchor_steps(level, _ANCHORS)
 
     def solve(idx: IntArray) -> _Solved:
-        return _solve_steps(
-            prob, state, w_all[:, idx], var_all[:, idx], guess.evaluate(level[idx])
-        )
+        return _solve_steps(prob, state, w_all[:, idx], var_all[:, idx], guess.evaluate(level[idx]))
 
     parts = [p for p in np.array_split(fine, workers) if p.size]
     solved = list(pool.map(solve, parts))
