@@ -255,34 +255,110 @@ def regulator_tap_after(net: Network, r: int, tap_pos: int, pending_steps: int) 
     return int(min(max(new, reg.tap_min[r]), reg.tap_max[r]))
 
 
-def _terminal_currents(net: Network, c: int, v: ComplexArray) -> tuple[ComplexArray, int, int]:
-    """Currents into the monitored element's conductors (all terminals), nconds, nphases."""
+class _CapSpec:
+    """The static part of one CapControl's sampling, resolved once per network (as
+    :class:`_RegSpec`: the control iterations sample every capacitor control thousands of
+    times per run, and looking the settings up on each call was most of the cost)."""
+
+    __slots__ = (
+        "available_max",
+        "closed_ok",
+        "ct",
+        "ct_phase",
+        "delta",
+        "kind",
+        "kvar",
+        "mon",
+        "nc",
+        "nph",
+        "off",
+        "ok",
+        "on",
+        "pt",
+        "pt_phase",
+        "refs_n",
+        "refs_ok",
+        "t0",
+        "vmax",
+        "vmin",
+        "volt_override",
+        "y",
+    )
+
+    def __init__(self, net: Network, c: int) -> None:
+        cap = net.capacitors
+        self.kind = cap.control_type[c]
+        bi = int(cap.monitored_branch_idx[c])
+        # current, kvar and pf controls need a monitored element; without one: no action
+        self.closed_ok = bool(self.kind) and not (bi < 0 and self.kind in ("current", "kvar", "pf"))
+        self.available_max = int(cap.n_steps[c])
+        self.on = float(cap.on_setting[c])
+        self.off = float(cap.off_setting[c])
+        self.volt_override = bool(cap.volt_override[c])
+        self.vmin = float(cap.vmin_v[c])
+        self.vmax = float(cap.vmax_v[c])
+        self.mon = np.asarray(cap.monitored_node_idx[c])
+        self.pt_phase = int(cap.pt_phase[c])
+        self.pt = float(cap.pt_ratio[c])
+        self.delta = bool(cap.delta[c])
+        self.ct = float(cap.ct_ratio[c])
+        self.ct_phase = int(cap.ct_phase[c])
+        self.kvar = float(cap.kvar[c])
+        if bi >= 0:
+            br = net.branches
+            refs = br.node_idx[bi]
+            self.ok = refs >= 0
+            self.refs_ok = refs[self.ok]
+            self.refs_n = int(refs.shape[0])
+            self.y = br.y_prim[bi]
+            self.nc = int(br.n_conds[bi])
+            self.nph = int(br.n_phases[bi])
+            self.t0 = (int(cap.monitored_terminal[c]) - 1) * self.nc
+        else:
+            self.ok = np.zeros(0, dtype=bool)
+            self.refs_ok = np.zeros(0, dtype=np.int64)
+            self.refs_n = 0
+            self.y = np.zeros((0, 0), dtype=complex)
+            self.nc = self.nph = self.t0 = 0
+
+    def terminal(self, v: ComplexArray) -> tuple[ComplexArray, ComplexArray]:
+        """Voltages at and currents into the monitored element's conductors (all terminals)."""
+        vt = np.zeros(self.refs_n, dtype=complex)
+        vt[self.ok] = v[self.refs_ok]
+        return vt, self.y @ vt
+
+    def control_voltage(self, v: ComplexArray) -> float:
+        vbuf = v[self.mon]
+        ph = self.pt_phase
+        pt = self.pt
+        mags = np.abs(vbuf)
+        if ph == -2:  # AVG
+            return float(mags.mean() / pt)
+        if ph == 0:
+            return float(mags.max() / pt)
+        if ph == -1:
+            return float(mags.min() / pt)
+        k = min(max(ph, 1), vbuf.size) - 1
+        if self.delta:
+            return float(abs(vbuf[k] - vbuf[(k + 1) % vbuf.size]) / pt)
+        return float(mags[k] / pt)
+
+
+_CAP_SPECS: dict[int, tuple[weakref.ref[object], list[_CapSpec | None]]] = {}
+
+
+def _cap_spec(net: Network, c: int) -> _CapSpec:
     cap = net.capacitors
-    bi = int(cap.monitored_branch_idx[c])
-    br = net.branches
-    refs = br.node_idx[bi]
-    return br.y_prim[bi] @ _v(v, refs), int(br.n_conds[bi]), int(br.n_phases[bi])
-
-
-def _term_voltages(net: Network, c: int, v: ComplexArray) -> ComplexArray:
-    return v[net.capacitors.monitored_node_idx[c]]
-
-
-def _control_voltage(net: Network, c: int, vbuf: ComplexArray) -> float:
-    cap = net.capacitors
-    ph = int(cap.pt_phase[c])
-    pt = cap.pt_ratio[c]
-    mags = np.abs(vbuf)
-    if ph == -2:  # AVG
-        return float(mags.mean() / pt)
-    if ph == 0:
-        return float(mags.max() / pt)
-    if ph == -1:
-        return float(mags.min() / pt)
-    k = min(max(ph, 1), vbuf.size) - 1
-    if cap.delta[c]:
-        return float(abs(vbuf[k] - vbuf[(k + 1) % vbuf.size]) / pt)
-    return float(mags[k] / pt)
+    entry = _CAP_SPECS.get(id(cap))
+    if entry is None or entry[0]() is not cap:
+        for key in [k for k, (ref, _) in _CAP_SPECS.items() if ref() is None]:
+            del _CAP_SPECS[key]
+        entry = (weakref.ref(cap), [None] * len(cap))
+        _CAP_SPECS[id(cap)] = entry
+    spec = entry[1][c]
+    if spec is None:
+        spec = entry[1][c] = _CapSpec(net, c)
+    return spec
 
 
 def capacitor_pending(net: Network, c: int, v: ComplexArray, steps_on: int) -> int:
@@ -291,32 +367,32 @@ def capacitor_pending(net: Network, c: int, v: ComplexArray, steps_on: int) -> i
     Implements ``TCapControlObj.Sample`` for voltage, current, kvar and PF types, with the
     voltage override.
     """
-    cap = net.capacitors
-    kind = cap.control_type[c]
-    if not kind or (cap.monitored_branch_idx[c] < 0 and kind in ("current", "kvar", "pf")):
+    sp_ = _cap_spec(net, c)
+    kind = sp_.kind
+    if not sp_.closed_ok:
         return NONE
     closed = steps_on > 0
-    available = int(cap.n_steps[c]) - steps_on
-    on, off = cap.on_setting[c], cap.off_setting[c]
-    if cap.volt_override[c] and kind != "voltage":
-        v_ctl = _control_voltage(net, c, _term_voltages(net, c, v))
-        if not closed and v_ctl < cap.vmin_v[c]:
+    available = sp_.available_max - steps_on
+    on, off = sp_.on, sp_.off
+    if sp_.volt_override and kind != "voltage":
+        v_ctl = sp_.control_voltage(v)
+        if not closed and v_ctl < sp_.vmin:
             return CLOSE
-        if closed and v_ctl > cap.vmax_v[c]:
+        if closed and v_ctl > sp_.vmax:
             return OPEN
     if kind == "voltage":
-        x = _control_voltage(net, c, _term_voltages(net, c, v))
+        x = sp_.control_voltage(v)
         if not closed:
             return CLOSE if x < on else NONE
         if x > off:
             return OPEN
         return CLOSE if (available > 0 and x < on) else NONE
     if kind == "current":
-        i_all, nc, nph = _terminal_currents(net, c, v)
-        ct = cap.ct_ratio[c]
-        off_c = (int(cap.monitored_terminal[c]) - 1) * nc
-        ph = int(cap.ct_phase[c])
-        mags_t = np.abs(i_all[off_c : off_c + nph])
+        _, i_all = sp_.terminal(v)
+        ct = sp_.ct
+        off_c = sp_.t0
+        ph = sp_.ct_phase
+        mags_t = np.abs(i_all[off_c : off_c + sp_.nph])
         if ph == -2:
             x = float(mags_t.mean() / ct)
         elif ph == 0:
@@ -332,11 +408,10 @@ def capacitor_pending(net: Network, c: int, v: ComplexArray, steps_on: int) -> i
             return OPEN
         return CLOSE if (available > 0 and x > on) else NONE
     # kvar / pf: power into the monitored terminal
-    i_all, nc, _ = _terminal_currents(net, c, v)
-    bi = int(cap.monitored_branch_idx[c])
-    refs = net.branches.node_idx[bi]
-    t0 = (int(cap.monitored_terminal[c]) - 1) * nc
-    vt = _v(v, refs)[t0 : t0 + nc]
+    vt_all, i_all = sp_.terminal(v)
+    t0 = sp_.t0
+    nc = sp_.nc
+    vt = vt_all[t0 : t0 + nc]
     s = complex(np.sum(vt * np.conj(i_all[t0 : t0 + nc])))
     if kind == "kvar":
         q = s.imag * 0.001
@@ -352,9 +427,9 @@ def capacitor_pending(net: Network, c: int, v: ComplexArray, steps_on: int) -> i
             pf = 2.0 - pf
         if not closed:
             # OpenDSS default pctMinkvar = 50 %: close only with half the bank's kvar to absorb
-            return CLOSE if (pf < on and s.imag * 0.001 > 0.5 * cap.kvar[c]) else NONE
+            return CLOSE if (pf < on and s.imag * 0.001 > 0.5 * sp_.kvar) else NONE
         if pf > off:
             return OPEN
-        step_kvar = cap.kvar[c] / max(int(cap.n_steps[c]), 1)
+        step_kvar = sp_.kvar / max(sp_.available_max, 1)
         return CLOSE if (available > 0 and pf < on and s.imag * 0.001 > 0.5 * step_kvar) else NONE
     return NONE

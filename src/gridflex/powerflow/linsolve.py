@@ -546,11 +546,6 @@ class WoodburyBasis:
         self.z_uu = np.asarray((r_mat @ s_mat.T).toarray(), dtype=np.complex128)
         self.position = {int(x): j for j, x in enumerate(self.nodes)}
 
-    def z_at(self, cols: npt.NDArray[np.int64], rows: npt.NDArray[np.int64]) -> ComplexArray:
-        """``Z[rows, cols]`` (node rows, basis columns) as a small dense matrix."""
-        pos = np.array([self.position[int(x)] for x in rows], dtype=np.int64)
-        return np.asarray(self.z_uu[np.ix_(pos, cols)], dtype=np.complex128)
-
 
 #: the low-rank arguments of the single-column kernels for a plain LU (an empty update)
 NO_UPDATE = (
@@ -593,17 +588,22 @@ class LowRankFactor:
         nodes: npt.NDArray[np.int64],
         d: ComplexArray,
         basis: WoodburyBasis | None = None,
+        cols: npt.NDArray[np.int64] | None = None,
     ):
-        """``basis``: one holding ``nodes`` (default: a basis of ``nodes`` alone)."""
+        """``basis``: one holding ``nodes`` (default: a basis of ``nodes`` alone); ``cols``:
+        their positions in it, if known."""
         if basis is None:
             basis = WoodburyBasis(base, nodes)
         self.base = base
         self.basis = basis
         self.nodes = np.asarray(nodes, dtype=np.int64)
         self.d = d
-        self.cols = np.array([basis.position[int(x)] for x in self.nodes], dtype=np.int64)
+        if cols is None:
+            cols = np.array([basis.position[int(x)] for x in self.nodes], dtype=np.int64)
+        self.cols = np.ascontiguousarray(cols, dtype=np.int64)
         m = self.nodes.size
-        self._m = np.eye(m, dtype=np.complex128) + d @ basis.z_at(self.cols, self.nodes)
+        z_u = basis.z_uu[self.cols][:, self.cols]
+        self._m = np.eye(m, dtype=np.complex128) + d @ z_u
         # (I + D Z_U)^-1 D, formed once: the control iterations apply it every fixed-point
         # iteration, and a LAPACK solve per call cost more than the correction itself
         self._md = np.ascontiguousarray(np.linalg.solve(self._m, d))
