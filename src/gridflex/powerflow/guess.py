@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from gridflex.powerflow.memory import empty_populated
+
 ComplexArray = npt.NDArray[np.complex128]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -102,10 +104,18 @@ class SplineGuess:
             slope[0] = 2.0 * delta[0] - slope[1]
             slope[-1] = 2.0 * delta[-1] - slope[-2]
         hh = h[:, None]
-        c2 = (3.0 * delta - 2.0 * slope[:-1] - slope[1:]) / hh
-        c3 = (slope[:-1] + slope[1:] - 2.0 * delta) / (hh * hh)
-        coef = np.stack([y[:-1], slope[:-1], c2, c3], axis=1)  # (K - 1, 4, N)
-        return cls(x, np.ascontiguousarray(coef.real), np.ascontiguousarray(coef.imag))
+        coef_re = empty_populated((x.size - 1, 4, y.shape[1]))
+        coef_im = empty_populated((x.size - 1, 4, y.shape[1]))
+        parts = (
+            y[:-1],
+            slope[:-1],
+            (3.0 * delta - 2.0 * slope[:-1] - slope[1:]) / hh,
+            (slope[:-1] + slope[1:] - 2.0 * delta) / (hh * hh),
+        )
+        for p, part in enumerate(parts):
+            coef_re[:, p, :] = part.real
+            coef_im[:, p, :] = part.imag
+        return cls(x, coef_re, coef_im)
 
     @property
     def n(self) -> int:
