@@ -92,8 +92,9 @@ def test_frozen_year_from_anchor_spline_matches_plain_starts(
     with ThreadPoolExecutor(2) as pool:
         spline = ts._anchor_spline(prob, state, fac, w, var, v_nl[:, 0], level, pool, 2)
     assert spline is not None
+    # into a step-major buffer, as the frozen year does
     got = ts._solve_from_spline(
-        prob, state, fac, w, var, spline, level, np.empty((prob.n, steps), complex)
+        prob, state, fac, w, var, spline, level, np.empty((steps, prob.n), complex).T
     )
     ref = ts._solve_steps(prob, state, w.copy(), var.copy(), v_nl)
     assert got.converged.all()
