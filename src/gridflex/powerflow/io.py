@@ -19,7 +19,7 @@ One folder per run (``docs/sim.md`` and the README state the contract):
     ``convergence`` and the run's inputs (feeder, start, step, controls, limits).
 
 Parquet floats are written with the BYTE_STREAM_SPLIT encoding and LZ4 (``PARQUET_COMPRESSION``
-says why), in row groups of up to 80 M values (``ROW_GROUP_VALUES``).
+says why), in row groups of about 24 M values (``ROW_GROUP_VALUES``).
 """
 
 from __future__ import annotations
@@ -72,14 +72,14 @@ def _time_array(time: Any) -> pa.Array:
     return pa.array(idx.tz_convert("UTC"), type=pa.timestamp("us", tz="UTC"))
 
 
-#: Values per Parquet row group of a wide table (at most 640 MB of float64): bounds the extra
+#: Values per Parquet row group of a wide table (about 190 MB of float64): bounds the extra
 #: memory the writer needs to a slice of the result instead of a full transposed copy. Arrow's
 #: cost per column chunk dominates small groups: a year of the 8500-node feeder's voltages
 #: (8760 x 8531) wrote in 11.2 s with 1.5 M values a group, 3.3 s with 6 M and 1.6 s with 25 M
-#: (in memory, LZ4); the encoding and writing alone took 1.1-1.5 s of CPU in four groups of 24 M,
-#: 0.9 s in two and 0.7-0.8 s in one (the whole year here: 600 MB more for the transposed copy
-#: while the file is written; bench notes in docs/sim.md).
-ROW_GROUP_VALUES = 80_000_000
+#: (in memory, LZ4; bench notes in docs/sim.md). One group for the whole year (80 M values)
+#: saved 0.3 s of CPU on that file alone but nothing measurable in the whole write (6 runs
+#: each, 2.6-4.3 s against 2.8-4.8 s) and cost 560 MB more peak memory, so it stays at 24 M.
+ROW_GROUP_VALUES = 24_000_000
 
 #: Parquet codec. Measured on that same table (BYTE_STREAM_SPLIT, in memory, 2 runs each):
 #: zstd 6.3 s / 454 MB, LZ4 3.0-3.1 s / 459 MB, snappy 2.8-3.3 s / 488 MB, none 3.2-3.4 s /
