@@ -13,7 +13,6 @@ from gridflex.network import load_network
 from gridflex.powerflow import timeseries as ts
 from gridflex.powerflow.guess import SplineGuess, anchor_steps
 from gridflex.powerflow.linsolve import Factor
-from gridflex.powerflow.memory import empty_populated
 
 
 def test_anchor_steps_cover_ranks_range_and_extremes() -> None:
@@ -61,17 +60,6 @@ def test_spline_refuses_bad_knots() -> None:
         SplineGuess.fit(np.array([0.0]), v[:, :1])
     with pytest.raises(ValueError, match="one voltage column each"):
         SplineGuess.fit(np.array([0.0, 1.0]), v)
-
-
-def test_empty_populated_is_a_writable_array_of_the_asked_shape() -> None:
-    big = empty_populated((1 << 12, 1 << 10))  # 32 MB: mapped with MAP_POPULATE on Linux
-    big[:] = 2.5
-    assert big.shape == (4096, 1024)
-    assert big.dtype == np.float64
-    assert float(big.sum()) == 2.5 * 4096 * 1024
-    small = empty_populated((3, 4), np.int64)
-    assert small.shape == (3, 4)
-    assert small.dtype == np.int64
 
 
 @pytest.mark.parametrize("steps", [600])

@@ -34,8 +34,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from gridflex.powerflow.memory import empty_populated
-
 ComplexArray = npt.NDArray[np.complex128]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -104,8 +102,8 @@ class SplineGuess:
             slope[0] = 2.0 * delta[0] - slope[1]
             slope[-1] = 2.0 * delta[-1] - slope[-2]
         hh = h[:, None]
-        coef_re = empty_populated((x.size - 1, 4, y.shape[1]))
-        coef_im = empty_populated((x.size - 1, 4, y.shape[1]))
+        coef_re = np.empty((x.size - 1, 4, y.shape[1]))
+        coef_im = np.empty((x.size - 1, 4, y.shape[1]))
         parts = (
             y[:-1],
             slope[:-1],

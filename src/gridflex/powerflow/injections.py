@@ -615,9 +615,11 @@ def _power_kernel(
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
     n_nodes, k = v.shape
-    # 16 steps at a time: near-contiguous reads whether v is node-major (C) or step-major (F)
-    for c0 in range(0, k, 16):
-        c1 = min(k, c0 + 16)
+    # step-major v (F): one step's row at a time (it stays in L2); node-major (C): 16 steps
+    # of each injector's row at a time
+    width = 1 if v.strides[0] < v.strides[1] else 16
+    for c0 in range(0, k, width):
+        c1 = min(k, c0 + width)
         for j in range(a.shape[0]):
             ia = a[j]
             ib = b[j]

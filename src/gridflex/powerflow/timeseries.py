@@ -75,7 +75,6 @@ from gridflex.powerflow.linsolve import (
     WoodburyBasis,
     factorize,
 )
-from gridflex.powerflow.memory import empty_populated
 from gridflex.powerflow.recording import BranchCurrents, record_block
 from gridflex.powerflow.result import StepFailure, TimeSeriesResult
 from gridflex.powerflow.single_step import fixed_point_single
@@ -307,9 +306,9 @@ def _phase_power(
         return cache[name]
 
     n = inj.n
-    # written straight into mapped rows (no per-load intermediate, no page faults: memory.py)
-    w = empty_populated((n, t))
-    var = empty_populated((n, t))
+    # written straight into their rows (no per-load n_loads x T intermediate)
+    w = np.empty((n, t))
+    var = np.empty((n, t))
     load_rows = np.flatnonzero(~inj.is_pv)
     order = np.argsort(inj.element[load_rows], kind="stable")
     by_load = np.split(load_rows[order], np.flatnonzero(np.diff(inj.element[load_rows][order])) + 1)
@@ -941,18 +940,10 @@ class _Recorder:
         self.n = prob.n
         br = net.branches
         self.b = len(br)
-        # every row is written by record_block (no fill pass over these large arrays); their
-        # pages are mapped up front (memory.py: page faults cost seconds of system time), on a
-        # thread of their own (mmap releases the GIL) while the solver prepares
-        shapes = ((t, self.n), (t, self.b), (t, self.b))
-        self._big: list[FloatArray] = []
-        self._mapper = threading.Thread(
-            target=lambda: self._big.extend(empty_populated(sh) for sh in shapes),
-            name="gridflex-result-arrays",
-            daemon=True,
-        )
-        self._mapper.start()
-        self._shapes = shapes
+        # every row is written by record_block (no fill pass over these large arrays)
+        self.v_pu = np.empty((t, self.n))
+        self.load_pct = np.empty((t, self.b))
+        self.load_em_pct = np.empty((t, self.b))
         self.src_p = np.zeros(t)
         self.src_q = np.zeros(t)
         self.losses = np.zeros(t)
@@ -966,29 +957,6 @@ class _Recorder:
         self.max_dv = np.zeros(t)
         self.currents = BranchCurrents(net)
         self.inv_vb = 1.0 / prob.vbase_v
-
-    def _result_arrays(self) -> list[FloatArray]:
-        """The voltage and loading arrays, once the mapping thread has made them."""
-        if len(self._big) < len(self._shapes):
-            self._mapper.join()
-            if len(self._big) < len(self._shapes):  # the thread failed: raise here, clearly
-                self._big[:] = [np.empty(sh) for sh in self._shapes]
-        return self._big
-
-    @property
-    def v_pu(self) -> FloatArray:
-        """(T, N) voltage magnitudes, pu."""
-        return self._result_arrays()[0]
-
-    @property
-    def load_pct(self) -> FloatArray:
-        """(T, B) branch loading, % of the normal rating."""
-        return self._result_arrays()[1]
-
-    @property
-    def load_em_pct(self) -> FloatArray:
-        """(T, B) branch loading, % of the emergency rating."""
-        return self._result_arrays()[2]
 
     def record(
         self,
