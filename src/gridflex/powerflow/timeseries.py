@@ -136,6 +136,9 @@ class _Problem:
     lr_cache: dict[State, LowRankFactor] = field(default_factory=dict)
     #: fixed-point iterations of every solve so far (all columns; for measurements)
     fp_iterations: int = 0
+    #: 1 / vbase_v and the source current as the kernels take them (made once)
+    inv_vb: FloatArray = field(init=False, repr=False)
+    i_src_c: ComplexArray = field(init=False, repr=False)
     #: learned voltage responses to control actions (the control iterations' starts)
     responses: _Responses = field(default_factory=lambda: _Responses())
     #: no-load voltages per control state (the initial guesses' anchor), LRU like ``cache``
@@ -146,6 +149,10 @@ class _Problem:
     delta_memo: dict[tuple[int, int, int], ComplexArray] = field(default_factory=dict)
     #: Yprim block (non-ground nodes, matrix) per (device, position): built once
     block_memo: dict[tuple[int, int], tuple[IntArray, ComplexArray]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.inv_vb = np.ascontiguousarray(1.0 / self.vbase_v, dtype=np.float64)
+        self.i_src_c = np.ascontiguousarray(self.i_src, dtype=np.complex128)
 
     def factor(self, state: State, ncols: int = 1 << 30) -> Factor | LowRankFactor:
         """A solver for ``Y(state)``: a cached LU, or a low-rank update of the anchor LU.
@@ -507,9 +514,9 @@ def _fixed_point_single(
         *inj.kernel_arrays(),
         np.ascontiguousarray(w, dtype=np.float64),
         np.ascontiguousarray(var, dtype=np.float64),
-        np.ascontiguousarray(y_nom, dtype=np.complex128),
-        np.ascontiguousarray(prob.i_src, dtype=np.complex128),
-        1.0 / prob.vbase_v,
+        y_nom if y_nom is prob.y_nom else np.ascontiguousarray(y_nom, dtype=np.complex128),
+        prob.i_src_c,
+        prob.inv_vb,
         np.ascontiguousarray(v0, dtype=np.complex128),
         float(prob.tol_pu if tol_pu is None else tol_pu),
         int(max_iter),
@@ -700,18 +707,32 @@ class _LevelResponse:
 
     levels_w: FloatArray  # (K,) total load, increasing
     v: ComplexArray  # (N, K)
+    #: per level: its voltages and the slope to the next level, one contiguous row each
+    _rows: ComplexArray = field(init=False, repr=False)
+    _slopes: ComplexArray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rows = np.ascontiguousarray(self.v.T)
+        dq = np.diff(self.levels_w)
+        self._slopes = np.ascontiguousarray((np.diff(self.v, axis=1) / dq[None, :]).T)
 
     def at(self, p_w: FloatArray) -> ComplexArray:
         """Piecewise-linear interpolation at total loads ``p_w`` (N x k; linear beyond)."""
         q = self.levels_w
         j = np.clip(np.searchsorted(q, p_w) - 1, 0, q.size - 2)
-        t = (p_w - q[j]) / (q[j + 1] - q[j])
-        return np.asarray(self.v[:, j] + (self.v[:, j + 1] - self.v[:, j]) * t, dtype=complex)
+        d = np.asarray(p_w, dtype=float) - q[j]
+        return np.asarray((self._rows[j] + self._slopes[j] * d[:, None]).T, dtype=complex)
 
     def shift(self, v_prev: ComplexArray, p_prev: float, p_cols: FloatArray) -> ComplexArray:
         """Starts for steps at total loads ``p_cols`` from a solution ``v_prev`` at ``p_prev``."""
-        both = self.at(np.concatenate([[p_prev], np.asarray(p_cols, dtype=float)]))
-        return np.asarray(v_prev[:, None] + (both[:, 1:] - both[:, :1]), dtype=complex)
+        q = self.levels_w
+        p = np.concatenate([[p_prev], np.asarray(p_cols, dtype=float)])
+        j = np.clip(np.searchsorted(q, p) - 1, 0, q.size - 2)
+        d = p - q[j]
+        # rows: (k + 1, N), contiguous; the start of step c is v_prev + at(p_c) - at(p_prev)
+        at = self._rows[j] + self._slopes[j] * d[:, None]
+        out = (at[1:] - at[0]) + v_prev[None, :]
+        return np.ascontiguousarray(out.T)
 
 
 def _level_response(
