@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 import numpy.typing as npt
 
@@ -79,40 +80,24 @@ class SplineGuess:
     coef_im: FloatArray
 
     @classmethod
-    def fit(cls, knots: FloatArray, v: ComplexArray) -> SplineGuess:
+    def fit(cls, knots: FloatArray, v: ComplexArray, rows: IntArray | None = None) -> SplineGuess:
         """Interpolate solved voltages ``v`` (N x K, one column per knot) at ``knots`` (K,).
 
-        The rows keep the order of ``v`` (the lane kernel wants the factor's solution order).
+        Node ``i`` becomes row ``rows[i]`` of the spline (default: row ``i``); the lane kernel
+        wants the factor's solution order. ``v`` may be node-major or step-major.
         """
         x = np.asarray(knots, dtype=np.float64)
-        if x.ndim != 1 or x.size < 2 or v.shape[1] != x.size:
+        if x.ndim != 1 or x.size < 2 or v.ndim != 2 or v.shape[1] != x.size:
             raise ValueError("a spline needs two or more knots, one voltage column each")
-        h = np.diff(x)
-        if not np.all(h > 0.0):
+        if not np.all(np.diff(x) > 0.0):
             raise ValueError("spline knots must be strictly increasing")
-        y = np.ascontiguousarray(v.T)  # (K, N)
-        delta = np.diff(y, axis=0) / h[:, None]  # secant slopes (K - 1, N)
-        slope = np.empty_like(y)
-        if x.size == 2:
-            slope[:] = delta[0]
-        else:
-            # Bessel: the slope of the parabola through each knot and its two neighbours
-            w0 = (h[1:] / (h[:-1] + h[1:]))[:, None]
-            slope[1:-1] = w0 * delta[:-1] + (1.0 - w0) * delta[1:]
-            slope[0] = 2.0 * delta[0] - slope[1]
-            slope[-1] = 2.0 * delta[-1] - slope[-2]
-        hh = h[:, None]
-        coef_re = np.empty((x.size - 1, 4, y.shape[1]))
-        coef_im = np.empty((x.size - 1, 4, y.shape[1]))
-        parts = (
-            y[:-1],
-            slope[:-1],
-            (3.0 * delta - 2.0 * slope[:-1] - slope[1:]) / hh,
-            (slope[:-1] + slope[1:] - 2.0 * delta) / (hh * hh),
-        )
-        for p, part in enumerate(parts):
-            coef_re[:, p, :] = part.real
-            coef_im[:, p, :] = part.imag
+        n = v.shape[0]
+        perm = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
+        if not (v.flags.c_contiguous or v.flags.f_contiguous):
+            v = np.ascontiguousarray(v)
+        coef_re = np.empty((x.size - 1, 4, n))
+        coef_im = np.empty((x.size - 1, 4, n))
+        _hermite_bessel(x, v.astype(np.complex128, copy=False), perm, coef_re, coef_im)
         return cls(x, coef_re, coef_im)
 
     @property
@@ -129,3 +114,61 @@ class SplineGuess:
         for p in range(3, -1, -1):  # Horner
             out = out * h + (self.coef_re[q, p, :].T + 1j * self.coef_im[q, p, :].T)
         return out
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _bessel_slope(x: np.ndarray, v: np.ndarray, i: int, j: int) -> complex:  # pragma: no cover
+    """Slope at knot ``j`` (0 < j < K - 1) of the parabola through knots j - 1, j, j + 1."""
+    h0 = x[j] - x[j - 1]
+    h1 = x[j + 1] - x[j]
+    d0 = (v[i, j] - v[i, j - 1]) / h0
+    d1 = (v[i, j + 1] - v[i, j]) / h1
+    w0 = h1 / (h0 + h1)
+    return w0 * d0 + (1.0 - w0) * d1
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _slope(x: np.ndarray, v: np.ndarray, i: int, j: int) -> complex:  # pragma: no cover
+    """Bessel slope at knot ``j``; at the ends, the one that matches the neighbour's parabola."""
+    k = x.shape[0]
+    if k == 2:
+        return (v[i, 1] - v[i, 0]) / (x[1] - x[0])
+    if j == 0:
+        return 2.0 * (v[i, 1] - v[i, 0]) / (x[1] - x[0]) - _bessel_slope(x, v, i, 1)
+    if j == k - 1:
+        d = (v[i, k - 1] - v[i, k - 2]) / (x[k - 1] - x[k - 2])
+        return 2.0 * d - _bessel_slope(x, v, i, k - 2)
+    return _bessel_slope(x, v, i, j)
+
+
+@nb.njit(cache=True, nogil=True)
+def _hermite_bessel(
+    x: np.ndarray, v: np.ndarray, perm: np.ndarray, coef_re: np.ndarray, coef_im: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """Coefficients of the Hermite cubic with Bessel slopes through ``v`` (N x K) at ``x``.
+
+    Tiles of 64 nodes keep the reads of either layout of ``v`` and the writes of each
+    interval's coefficient rows near each other (a NumPy statement of the same formulas made a
+    dozen N x K temporaries: 0.16-0.28 s for 256 knots on the 8500-node feeder).
+    """
+    n, k = v.shape
+    for i0 in range(0, n, 64):
+        i1 = min(n, i0 + 64)
+        for q in range(k - 1):
+            h = x[q + 1] - x[q]
+            for i in range(i0, i1):
+                y0 = v[i, q]
+                d = (v[i, q + 1] - y0) / h
+                s0 = _slope(x, v, i, q)
+                s1 = _slope(x, v, i, q + 1)
+                c2 = (3.0 * d - 2.0 * s0 - s1) / h
+                c3 = (s0 + s1 - 2.0 * d) / (h * h)
+                r = perm[i]
+                coef_re[q, 0, r] = y0.real
+                coef_im[q, 0, r] = y0.imag
+                coef_re[q, 1, r] = s0.real
+                coef_im[q, 1, r] = s0.imag
+                coef_re[q, 2, r] = c2.real
+                coef_im[q, 2, r] = c2.imag
+                coef_re[q, 3, r] = c3.real
+                coef_im[q, 3, r] = c3.imag

@@ -1435,22 +1435,27 @@ def _anchor_spline(
     if coarse.size < 2 or not first.converged.all():
         return None
     perm_c = fac.arrays()[11]  # (L, U, 1/diag U, Pr, Pc)
-    guess = SplineGuess.fit(level[coarse], first.v)  # node order
+    guess = SplineGuess.fit(level[coarse], first.v, perm_c)
     fine = anchor_steps(level, _ANCHORS)
+    # the fine anchors start from the coarse spline inside the lane kernel and land in one
+    # step-major array, which the fit reads as it is
+    v = np.empty((fine.size, prob.n), dtype=np.complex128).T
+    bounds = np.linspace(0, fine.size, workers + 1).astype(np.int64)
 
-    def solve(idx: IntArray) -> _Solved:
-        return _solve_steps(prob, state, w_all[:, idx], var_all[:, idx], guess.evaluate(level[idx]))
+    def solve(part: int) -> _Solved:
+        sl = slice(int(bounds[part]), int(bounds[part + 1]))
+        idx = fine[sl]
+        return _solve_from_spline(
+            prob, state, fac, w_all[:, idx], var_all[:, idx], guess, level[idx], v[:, sl]
+        )
 
-    parts = [p for p in np.array_split(fine, workers) if p.size]
-    solved = list(pool.map(solve, parts))
-    ok = np.concatenate([s.converged for s in solved])
+    parts = [p for p in range(workers) if bounds[p + 1] > bounds[p]]
+    ok = np.concatenate([s.converged for s in pool.map(solve, parts)])
     if np.count_nonzero(ok) < 2:
-        fine, v = coarse, first.v
-    else:
-        fine, v = fine[ok], np.hstack([s.v for s in solved])[:, ok]
-    v_sol = np.empty_like(v)
-    v_sol[perm_c] = v
-    return SplineGuess.fit(level[fine], v_sol)
+        return guess
+    if not ok.all():
+        fine, v = fine[ok], v[:, ok]
+    return SplineGuess.fit(level[fine], v, perm_c)
 
 
 def _solve_from_spline(
