@@ -261,6 +261,7 @@ class _CapSpec:
     times per run, and looking the settings up on each call was most of the cost)."""
 
     __slots__ = (
+        "all_ok",
         "available_max",
         "closed_ok",
         "ct",
@@ -308,6 +309,7 @@ class _CapSpec:
             br = net.branches
             refs = br.node_idx[bi]
             self.ok = refs >= 0
+            self.all_ok = bool(self.ok.all())
             self.refs_ok = refs[self.ok]
             self.refs_n = int(refs.shape[0])
             self.y = br.y_prim[bi]
@@ -316,6 +318,7 @@ class _CapSpec:
             self.t0 = (int(cap.monitored_terminal[c]) - 1) * self.nc
         else:
             self.ok = np.zeros(0, dtype=bool)
+            self.all_ok = True
             self.refs_ok = np.zeros(0, dtype=np.int64)
             self.refs_n = 0
             self.y = np.zeros((0, 0), dtype=complex)
@@ -323,9 +326,19 @@ class _CapSpec:
 
     def terminal(self, v: ComplexArray) -> tuple[ComplexArray, ComplexArray]:
         """Voltages at and currents into the monitored element's conductors (all terminals)."""
-        vt = np.zeros(self.refs_n, dtype=complex)
-        vt[self.ok] = v[self.refs_ok]
+        if self.all_ok:  # one gather, no zero fill (most monitored elements)
+            vt = v[self.refs_ok]
+        else:
+            vt = np.zeros(self.refs_n, dtype=complex)
+            vt[self.ok] = v[self.refs_ok]
         return vt, self.y @ vt
+
+    def terminal_power(self, v: ComplexArray) -> complex:
+        """``sum V conj(I)`` into the monitored terminal (VA)."""
+        vt, i_all = self.terminal(v)
+        t0 = self.t0
+        nc = self.nc
+        return complex(np.dot(vt[t0 : t0 + nc], i_all[t0 : t0 + nc].conj()))
 
     def control_voltage(self, v: ComplexArray) -> float:
         vbuf = v[self.mon]
@@ -408,11 +421,7 @@ def capacitor_pending(net: Network, c: int, v: ComplexArray, steps_on: int) -> i
             return OPEN
         return CLOSE if (available > 0 and x > on) else NONE
     # kvar / pf: power into the monitored terminal
-    vt_all, i_all = sp_.terminal(v)
-    t0 = sp_.t0
-    nc = sp_.nc
-    vt = vt_all[t0 : t0 + nc]
-    s = complex(np.sum(vt * np.conj(i_all[t0 : t0 + nc])))
+    s = sp_.terminal_power(v)
     if kind == "kvar":
         q = s.imag * 0.001
         if not closed:
