@@ -602,8 +602,9 @@ class LowRankFactor:
             cols = np.array([basis.position[int(x)] for x in self.nodes], dtype=np.int64)
         self.cols = np.ascontiguousarray(cols, dtype=np.int64)
         m = self.nodes.size
-        z_u = basis.z_uu[self.cols][:, self.cols]
-        self._m = np.eye(m, dtype=np.complex128) + d @ z_u
+        z_u = basis.z_uu[np.ix_(self.cols, self.cols)]
+        self._m = d @ z_u
+        self._m.flat[:: m + 1] += 1.0  # I + D Z_U
         # (I + D Z_U)^-1 D, formed once: the control iterations apply it every fixed-point
         # iteration, and a LAPACK solve per call cost more than the correction itself
         self._md = np.ascontiguousarray(np.linalg.solve(self._m, d))

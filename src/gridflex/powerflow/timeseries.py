@@ -145,6 +145,8 @@ class _Problem:
     v_nl: OrderedDict[State, ComplexArray] = field(default_factory=OrderedDict)
     #: basis positions of each controlled device's nodes (see _device_cols)
     dev_cols: list[IntArray] | None = None
+    #: whether two controlled devices share a node (their Yprim changes then add up)
+    shared_nodes: bool = True
     #: Yprim block changes per (device, old position, new position): built once
     delta_memo: dict[tuple[int, int, int], ComplexArray] = field(default_factory=dict)
     #: Yprim block (non-ground nodes, matrix) per (device, position): built once
@@ -199,18 +201,24 @@ class _Problem:
         dev_cols = self._device_cols()
         parts = [dev_cols[i] for i in changed]
         cols = np.concatenate(parts)
-        if np.unique(cols).size == cols.size:
-            ends = np.cumsum([p.size for p in parts])
-            local = [np.arange(e - p.size, e) for p, e in zip(parts, ends, strict=True)]
+        if cols.size > _LOW_RANK_MAX_NODES and not self.shared_nodes:
+            return None
+        if not self.shared_nodes:
+            # devices own their nodes (checked once): D is block diagonal, one slice each
+            d = np.zeros((cols.size, cols.size), dtype=np.complex128)
+            o = 0
+            for i, p in zip(changed, parts, strict=True):
+                d[o : o + p.size, o : o + p.size] = self._delta_block(i, flat_old[i], flat_new[i])
+                o += p.size
         else:  # devices sharing a node: their changes add up at it
             cols, inv = np.unique(cols, return_inverse=True)
+            if cols.size > _LOW_RANK_MAX_NODES:
+                return None
             ends = np.cumsum([p.size for p in parts])
-            local = [inv[e - p.size : e] for p, e in zip(parts, ends, strict=True)]
-        if cols.size > _LOW_RANK_MAX_NODES:
-            return None
-        d = np.zeros((cols.size, cols.size), dtype=np.complex128)
-        for i, li in zip(changed, local, strict=True):
-            d[li[:, None], li] += self._delta_block(i, flat_old[i], flat_new[i])
+            d = np.zeros((cols.size, cols.size), dtype=np.complex128)
+            for i, p, e in zip(changed, parts, ends, strict=True):
+                li = inv[e - p.size : e]
+                d[li[:, None], li] += self._delta_block(i, flat_old[i], flat_new[i])
         return LowRankFactor(f0, self.basis.nodes[cols], d, basis=self.basis, cols=cols)
 
     def _device_cols(self) -> list[IntArray]:
@@ -223,6 +231,8 @@ class _Problem:
                 np.searchsorted(basis_nodes, np.asarray(r, dtype=np.int64)[np.asarray(r) >= 0])
                 for r in refs
             ]
+            every = np.concatenate(self.dev_cols) if self.dev_cols else np.zeros(0, np.int64)
+            self.shared_nodes = np.unique(every).size < every.size
         return self.dev_cols
 
     def _delta_block(self, device: int, old: int, new: int) -> ComplexArray:
