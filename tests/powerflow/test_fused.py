@@ -68,25 +68,40 @@ def test_fused_kernel_reports_steps_out_of_iterations(
     assert np.all(np.isfinite(got.max_dv_pu))
 
 
+@pytest.mark.parametrize("mixed_taps", [False, True])
 def test_record_block_matches_dense_yprim_products(
-    feeder_year: Callable[[str, bool], Path],
+    feeder_year: Callable[[str, bool], Path], mixed_taps: bool
 ) -> None:
     net = load_network(feeder_year("ieee/123Bus/IEEE123Master.dss", True))
     prob, state, w, var, v0 = _setup(net)
     v = ts._fixed_point(prob, prob.factor(state), w, var, v0, prob.y_nom, 60).v
     v[:, 3] = np.nan  # a diverged step: NaN loading, never a silent number
+    reg = net.regulators
+    taps = np.repeat(np.asarray(state[0], dtype=np.int64)[None, :], STEPS, axis=0)
+    if mixed_taps:  # every step at taps of its own: one call, per-step regulator values
+        rng = np.random.default_rng(7)
+        taps = rng.integers(reg.tap_min, reg.tap_max + 1, size=taps.shape)
     cur = BranchCurrents(net)
     n_br = len(net.branches)
     v_pu = np.zeros((STEPS, net.n_nodes))
     load = np.zeros((STEPS, n_br))
     load_em = np.zeros((STEPS, n_br))
     cols = np.arange(STEPS, dtype=np.int64)[::-1].copy()  # rows written where told
+    if mixed_taps:
+        uniq, step_var = np.unique(taps, axis=0, return_inverse=True)
+        var_re, var_im = cur.variants([tuple(int(x) for x in row) for row in uniq])
+        data, reg_off = cur.data, cur.reg_off
+        assert np.count_nonzero(reg_off >= 0) == len(reg)
+    else:
+        data, reg_off = cur.data_for(state[0]), cur.no_reg_off
+        var_re = var_im = np.zeros((0, 0))
+        step_var = np.zeros(STEPS, dtype=np.int64)
     record_block(
         np.ascontiguousarray(v),
         1.0 / prob.vbase_v,
         cur.ptr,
         cur.idx,
-        cur.data_for(state[0]),
+        data,
         cur.row_start,
         cur.rating_normal_a,
         cur.rating_emerg_a,
@@ -94,22 +109,33 @@ def test_record_block_matches_dense_yprim_products(
         v_pu,
         load,
         load_em,
+        cur.block_start,
+        reg_off,
+        var_re,
+        var_im,
+        np.ascontiguousarray(step_var, dtype=np.int64).ravel(),
     )
     br = net.branches
-    reg_branch = {int(b): r for r, b in enumerate(net.regulators.branch_idx)}
+    reg_branch = {int(b): r for r, b in enumerate(reg.branch_idx)}
     for k in range(n_br):
         refs = br.node_idx[k]
         keep = refs >= 0
-        y = br.y_prim[k]
-        if k in reg_branch:
-            r = reg_branch[k]
-            y = net.regulators.y_prim_by_tap[r][state[0][r] - int(net.regulators.tap_min[r])]
         nc, nph = int(br.n_conds[k]), int(br.n_phases[k])
         sel = np.concatenate([np.arange(t * nc, t * nc + nph) for t in range(int(br.n_terms[k]))])
         scale = np.repeat(br.rating_scale(k), nph)[:, None]
-        i_abs = np.abs(y[np.ix_(sel, np.flatnonzero(keep))] @ v[refs[keep]]) / scale
-        expect = i_abs.max(axis=0)
         rating = br.rating_normal_a[k]
+        expect = np.empty(STEPS)
+        groups = [np.arange(STEPS)]  # steps that share this branch's Yprim
+        if k in reg_branch:
+            pos = taps[:, reg_branch[k]]
+            groups = [np.flatnonzero(pos == p) for p in np.unique(pos)]
+        for at in groups:
+            y = br.y_prim[k]
+            if k in reg_branch:
+                r = reg_branch[k]
+                y = reg.y_prim_by_tap[r][taps[at[0], r] - int(reg.tap_min[r])]
+            i_abs = np.abs(y[np.ix_(sel, np.flatnonzero(keep))] @ v[refs[keep]][:, at]) / scale
+            expect[at] = i_abs.max(axis=0)
         for c in range(STEPS):
             got = load[cols[c], k]
             if c == 3 or rating <= 0:

@@ -73,6 +73,19 @@ class BranchCurrents:
         self.rating_emerg_a = np.ascontiguousarray(br.rating_emerg_a, dtype=np.float64)
         self._net = net
         self._memo: dict[tuple[int, ...], ComplexArray] = {}
+        # the regulator branches' blocks, gathered: position reg_off[b] for branch b (-1: not
+        # a regulator's), so steps at different taps can be recorded in one call
+        self.reg_off = np.full(nb_, -1, dtype=np.int64)
+        sel_parts: list[IntArray] = []
+        off = 0
+        for b in sorted({int(x) for x in net.regulators.branch_idx}):
+            size = int(self.ptr[row_start[b + 1]] - self.ptr[row_start[b]])
+            self.reg_off[b] = off
+            sel_parts.append(np.arange(self.block_start[b], self.block_start[b] + size))
+            off += size
+        self.reg_sel = np.concatenate(sel_parts) if sel_parts else np.zeros(0, np.int64)
+        #: the argument of record_block's regulator branches when all steps share their taps
+        self.no_reg_off = np.full(nb_, -1, dtype=np.int64)
 
     def data_for(self, taps: tuple[int, ...]) -> ComplexArray:
         """The CSR values with every regulator's rows at its tap position in ``taps``."""
@@ -95,6 +108,11 @@ class BranchCurrents:
             self._memo.clear()
         self._memo[taps] = data
         return data
+
+    def variants(self, taps: list[tuple[int, ...]]) -> tuple[FloatArray, FloatArray]:
+        """The regulator branches' CSR values (real, imaginary), one row per tap tuple."""
+        rows = np.stack([self.data_for(t)[self.reg_sel] for t in taps])
+        return np.ascontiguousarray(rows.real), np.ascontiguousarray(rows.imag)
 
 
 #: steps recorded side by side (compile-time constant: the inner loops unroll and vectorise)
@@ -120,12 +138,21 @@ def record_block(
     v_pu: np.ndarray,
     load_pct: np.ndarray,
     load_em_pct: np.ndarray,
+    block_start: np.ndarray,
+    reg_off: np.ndarray,
+    var_re: np.ndarray,
+    var_im: np.ndarray,
+    step_var: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
     """Write ``|V|`` pu and branch loading (normal, emergency) of block ``v`` into rows ``cols``.
 
     ``v`` is (N, k); ``v_pu`` (T, N), ``load_pct``/``load_em_pct`` (T, B). A branch's loading is
     the largest magnitude of its rows' currents over phases and terminals, against each rating;
     NaN where the rating is 0 (unrated) and where a current is not finite.
+
+    Steps at different regulator taps: a branch ``b`` with ``reg_off[b] >= 0`` takes its CSR
+    values for step ``j`` from row ``step_var[j]`` of ``var_re``/``var_im`` (its block starting
+    at column ``reg_off[b]``, see :meth:`BranchCurrents.variants`) instead of ``data``.
     """
     n, k = v.shape
     n_br = row_start.shape[0] - 1
@@ -135,6 +162,7 @@ def record_block(
     vi = np.zeros((n, _W))
     imax2 = np.zeros((n_br, _W))
     tile = np.zeros((_W, _TILE))  # |V| pu of a tile of nodes, lane-major
+    lane_var = np.zeros(_W, dtype=np.int64)
     vsum = np.zeros(_W)  # per lane: a NaN or inf voltage shows in the sum
     inv_norm = np.empty(n_br)  # 100 / rating, NaN for unrated elements
     inv_emerg = np.empty(n_br)
@@ -145,6 +173,7 @@ def record_block(
         kk = min(_W, k - g0)
         for c in range(_W):
             vsum[c] = 0.0
+            lane_var[c] = step_var[g0 + c] if c < kk else 0
         # node tiles: the lanes' values are split and their magnitudes taken in one node-major
         # pass, then written row by row (a branch-free inner loop: about 25 % faster than
         # writing each lane's row straight from vr/vi with a finiteness test per value)
@@ -165,7 +194,11 @@ def record_block(
                     v_pu[t, i] = x
                     acc += x
                 vsum[c] += acc
-        _branch_max(vr, vi, ptr, idx, d_re, d_im, row_start, imax2)
+        _branch_max(vr, vi, ptr, idx, d_re, d_im, row_start, reg_off, imax2)
+        if var_re.shape[0]:
+            _regulator_max(
+                vr, vi, ptr, idx, row_start, block_start, reg_off, var_re, var_im, lane_var, imax2
+            )
         for c in range(kk):  # row by row: contiguous writes
             t = cols[g0 + c]
             ok = np.isfinite(vsum[c])
@@ -184,14 +217,20 @@ def _branch_max(
     d_re: np.ndarray,
     d_im: np.ndarray,
     row_start: np.ndarray,
+    reg_off: np.ndarray,
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """``out[b, c]`` = largest squared row current of branch ``b`` in lane ``c``."""
+    """``out[b, c]`` = largest squared row current of branch ``b`` in lane ``c``.
+
+    Branches with ``reg_off[b] >= 0`` are left to :func:`_regulator_max`.
+    """
     n_br = row_start.shape[0] - 1
     ar = np.zeros(_W)
     ai = np.zeros(_W)
     mx = np.zeros(_W)  # hoisted: an allocation per branch cost a third of the kernel
     for b in range(n_br):
+        if reg_off[b] >= 0:
+            continue
         for c in range(_W):
             mx[c] = 0.0
         for r in range(row_start[b], row_start[b + 1]):
@@ -209,3 +248,39 @@ def _branch_max(
                 mx[c] = max(mx[c], ar[c] * ar[c] + ai[c] * ai[c])
         for c in range(_W):
             out[b, c] = mx[c]
+
+
+@nb.njit(cache=True, nogil=True, fastmath=_FAST)
+def _regulator_max(
+    vr: np.ndarray,
+    vi: np.ndarray,
+    ptr: np.ndarray,
+    idx: np.ndarray,
+    row_start: np.ndarray,
+    block_start: np.ndarray,
+    reg_off: np.ndarray,
+    var_re: np.ndarray,
+    var_im: np.ndarray,
+    lane_var: np.ndarray,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """:func:`_branch_max` of the regulator branches, each lane with its own taps' values."""
+    n_br = row_start.shape[0] - 1
+    for b in range(n_br):
+        if reg_off[b] < 0:
+            continue
+        shift = reg_off[b] - block_start[b]
+        for c in range(_W):
+            q = lane_var[c]
+            mx = 0.0
+            for r in range(row_start[b], row_start[b + 1]):
+                ar = 0.0
+                ai = 0.0
+                for p in range(ptr[r], ptr[r + 1]):
+                    j = idx[p]
+                    yr = var_re[q, p + shift]
+                    yi = var_im[q, p + shift]
+                    ar += yr * vr[j, c] - yi * vi[j, c]
+                    ai += yr * vi[j, c] + yi * vr[j, c]
+                mx = max(mx, ar * ar + ai * ai)
+            out[b, c] = mx

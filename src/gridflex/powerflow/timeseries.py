@@ -1012,38 +1012,41 @@ class _Recorder:
         var: FloatArray,
     ) -> None:
         """Record steps at once (thread-safe for disjoint ``cols``: each writes its own rows)."""
-        self._record(cols, solved, state, w, var)
+        self._record(cols, solved, _per_step(state, cols.size), w, var)
 
     def flush(self) -> None:
-        """Record every queued step, one batch per distinct control state."""
-        groups: dict[State, list[tuple[IntArray, _Solved, FloatArray, FloatArray]]] = {}
-        for cols, solved, state, w, var in self._buf:
-            groups.setdefault(state, []).append((cols, solved, w, var))
-        for state, items in groups.items():
-            if len(items) == 1:
-                cols, solved, w, var = items[0]
-            else:
-                cols = np.concatenate([it[0] for it in items])
-                solved = _Solved(
-                    v=np.hstack([it[1].v for it in items]),
-                    iterations=np.concatenate([it[1].iterations for it in items]),
-                    converged=np.concatenate([it[1].converged for it in items]),
-                    max_dv_pu=np.concatenate([it[1].max_dv_pu for it in items]),
-                )
-                w = np.hstack([it[2] for it in items])
-                var = np.hstack([it[3] for it in items])
-            self._record(cols, solved, state, w, var)
+        """Record every queued step in one batch (steps at different taps included)."""
+        if not self._buf:
+            return
+        items = self._buf
         self._buf = []
         self._nbuf = 0
+        if len(items) == 1:
+            cols, solved, state, w, var = items[0]
+            self._record(cols, solved, _per_step(state, cols.size), w, var)
+            return
+        cols = np.concatenate([it[0] for it in items])
+        solved = _Solved(
+            v=np.hstack([it[1].v for it in items]),
+            iterations=np.concatenate([it[1].iterations for it in items]),
+            converged=np.concatenate([it[1].converged for it in items]),
+            max_dv_pu=np.concatenate([it[1].max_dv_pu for it in items]),
+        )
+        taps = np.vstack([_per_step(it[2], it[0].size)[0] for it in items])
+        caps = np.vstack([_per_step(it[2], it[0].size)[1] for it in items])
+        w = np.hstack([it[3] for it in items])
+        var = np.hstack([it[4] for it in items])
+        self._record(cols, solved, (taps, caps), w, var)
 
     def _record(
         self,
         cols: IntArray,
         solved: _Solved,
-        state: State,
+        states: tuple[IntArray, IntArray],
         w: FloatArray,
         var: FloatArray,
     ) -> None:
+        """Record steps ``cols``; ``states``: each step's taps (k x R) and capacitor steps."""
         prob = self.prob
         net = prob.net
         v = solved.v  # node- or step-major (the frozen path's buffers), never strided
@@ -1052,16 +1055,26 @@ class _Recorder:
         self.iterations[cols] = solved.iterations
         self.converged[cols] = solved.converged
         self.max_dv[cols] = solved.max_dv_pu
-        taps, caps = state
-        self.reg_taps[cols] = np.asarray(taps, dtype=np.int64)
-        self.cap_states[cols] = np.asarray(caps, dtype=np.int64)
+        taps, caps = states
+        self.reg_taps[cols] = taps
+        self.cap_states[cols] = caps
         cur = self.currents
+        # one call for every step: the regulator branches take each step's taps' values
+        if taps.shape[1] and np.any(taps != taps[:1]):
+            uniq, step_var = np.unique(taps, axis=0, return_inverse=True)
+            var_re, var_im = cur.variants([tuple(int(x) for x in row) for row in uniq])
+            data, reg_off = cur.data, cur.reg_off
+        else:
+            first = tuple(int(x) for x in taps[0]) if taps.shape[0] else ()
+            data, reg_off = cur.data_for(first), cur.no_reg_off
+            var_re = var_im = np.zeros((0, 0))
+            step_var = np.zeros(cols.size, dtype=np.int64)
         record_block(
             v,
             self.inv_vb,
             cur.ptr,
             cur.idx,
-            cur.data_for(taps),
+            data,
             cur.row_start,
             cur.rating_normal_a,
             cur.rating_emerg_a,
@@ -1069,23 +1082,30 @@ class _Recorder:
             self.v_pu,
             self.load_pct,
             self.load_em_pct,
+            cur.block_start,
+            reg_off,
+            var_re,
+            var_im,
+            np.ascontiguousarray(step_var, dtype=np.int64).ravel(),
         )
-        # power through each regulator's regulated winding
+        # power through each regulator's regulated winding, per tap position among the steps
         reg = net.regulators
         br = net.branches
         for r in range(len(reg)):
             b = int(reg.branch_idx[r])
             refs = reg.node_idx[r]
-            y = reg.y_prim_by_tap[r][taps[r] - int(reg.tap_min[r])]
             nc = int(br.n_conds[b])
             w_ = int(reg.winding[r])
             term = slice((w_ - 1) * nc, w_ * nc)
             ok = refs >= 0
             vt = np.zeros((refs.size, v.shape[1]), dtype=complex)
             vt[ok] = v[refs[ok]]
-            it = y[term] @ vt
-            p_into = np.sum((vt[term] * np.conj(it)).real, axis=0)
-            self.reg_p[cols, r] = -p_into / 1000.0
+            for pos in np.unique(taps[:, r]):
+                at = np.flatnonzero(taps[:, r] == pos)
+                y = reg.y_prim_by_tap[r][int(pos) - int(reg.tap_min[r])]
+                it = y[term] @ vt[:, at]
+                p_into = np.sum((vt[term][:, at] * np.conj(it)).real, axis=0)
+                self.reg_p[cols[at], r] = -p_into / 1000.0
         # source power: delivered = sum V conj(I_norton - Yprim V)
         src = net.source
         if src.y_prim is not None and src.term_node_idx is not None:
@@ -1111,6 +1131,15 @@ class _Recorder:
         else:
             p_gen = np.zeros(v.shape[1])
         self.losses[cols] = self.src_p[cols] + (p_gen - p_load) / 1000.0
+
+
+def _per_step(state: State, k: int) -> tuple[IntArray, IntArray]:
+    """A control state repeated for ``k`` steps: taps (k x R) and capacitor steps (k x C)."""
+    taps, caps = state
+    return (
+        np.repeat(np.asarray(taps, dtype=np.int64)[None, :], k, axis=0),
+        np.repeat(np.asarray(caps, dtype=np.int64)[None, :], k, axis=0),
+    )
 
 
 def _resolve_time(
