@@ -111,6 +111,14 @@ def test_learned_responses_start_closer(feeder_year: Callable[[str, bool], Path]
     both = ((state[0][0] + 1, state[0][1] + 1, *state[0][2:]), state[1])
     fresh.learn(solve(state, 0), solve(both, 0), ts._moves(state, both))
     assert not fresh.per_step
+    # ... unless one of them is known: the other's is what remains
+    responses.learn(solve(state, 0), solve(both, 0), ts._moves(state, both))
+    assert set(responses.per_step) == {0, 1}
+    start2 = responses.predict(solve(state, 5), ts._moves(state, both))
+    target2 = solve(both, 5)
+    err2_old = np.max(np.abs(solve(state, 5) - target2) / prob.vbase_v[:, None])
+    err2_new = np.max(np.abs(start2 - target2) / prob.vbase_v[:, None])
+    assert err2_new < 0.2 * err2_old, (err2_new, err2_old)
 
 
 def test_level_response_shift_reproduces_the_state_solutions(
