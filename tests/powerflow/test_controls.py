@@ -12,7 +12,12 @@ from tests.helpers import require_feeder
 
 @pytest.mark.parametrize(
     "rel",
-    ["ieee/13Bus/IEEE13Nodeckt.dss", "ieee/37Bus/ieee37.dss", "ieee/123Bus/IEEE123Master.dss"],
+    [
+        "ieee/13Bus/IEEE13Nodeckt.dss",
+        "ieee/37Bus/ieee37.dss",
+        "ieee/123Bus/IEEE123Master.dss",
+        "ieee/8500-Node/Master.dss",
+    ],
 )
 def test_batched_and_scalar_regulator_samplers_agree(rel: str) -> None:
     """Wye and delta (IEEE 37: open-delta) regulators, with line-drop compensation."""
@@ -34,6 +39,15 @@ def test_batched_and_scalar_regulator_samplers_agree(rel: str) -> None:
         assert batch.tolist() == scalar
         acted += int(np.count_nonzero(batch))
     assert acted > 0  # the random voltages do take regulators out of band
+    # every regulator at once (the control iterations' sampler) gives the same taps
+    for _ in range(5):
+        taps = [int(t) for t in rng.integers(-16, 17, len(net.regulators))]
+        for j in range(v.shape[1]):
+            expect = [
+                ctl.regulator_pending_taps(net, r, v[:, j], taps[r])
+                for r in range(len(net.regulators))
+            ]
+            assert ctl.regulators_pending(net, v[:, j], taps) == expect
 
 
 def test_static_tap_change_goes_70_percent_at_least_one_tap() -> None:

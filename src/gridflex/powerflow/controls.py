@@ -182,6 +182,90 @@ def regulator_pending_taps(net: Network, r: int, v: ComplexArray, tap_pos: int) 
     return steps
 
 
+class _RegTable:
+    """Every regulator's sampling as arrays, for the regulators the vector form covers.
+
+    A regulator is *plain* when its control voltage is one node-to-node difference: no
+    line-drop compensation, a fixed PT phase (not max/min) and a wye winding (or a remote bus,
+    whose node voltage is used). Those are sampled together in a few array operations; the
+    others keep :func:`regulator_pending_taps`. The arithmetic is the scalar sampler's, term
+    by term, so both give the same taps.
+    """
+
+    def __init__(self, net: Network) -> None:
+        n_reg = len(net.regulators)
+        specs = [_reg_spec(net, r) for r in range(n_reg)]
+        plain, node_a, node_b = [], [], []
+        for r, sp_ in enumerate(specs):
+            if sp_.ldc or sp_.setting <= 0:
+                continue
+            if sp_.mon is not None:
+                ph = min(max(sp_.setting, 1), len(sp_.mon)) - 1
+                a, b = sp_.mon[ph], -1
+            elif sp_.delta:
+                continue
+            else:
+                ph = min(max(sp_.setting, 1), sp_.nph) - 1
+                a = sp_.term[ph]
+                b = sp_.term[sp_.nph] if sp_.nc > sp_.nph else -1
+            if a < 0:  # a grounded phase conductor: leave it to the scalar sampler
+                continue
+            plain.append(r)
+            node_a.append(a)
+            node_b.append(b)
+        self.plain = np.asarray(plain, dtype=np.int64)
+        self.other = [r for r in range(n_reg) if r not in set(plain)]
+        self.a = np.asarray(node_a, dtype=np.int64)
+        self.b = np.asarray(node_b, dtype=np.int64)
+        sel = [specs[r] for r in plain]
+        self.ptr = np.array([x.ptr for x in sel], dtype=float)
+        self.vreg = np.array([x.vreg for x in sel], dtype=float)
+        self.half_band = np.array([x.half_band for x in sel], dtype=float)
+        self.vlimit = np.array([x.vlimit for x in sel], dtype=float)
+        self.movable = np.array([x.max_change != 0 for x in sel], dtype=bool)
+        self.base_v = np.array([x.base_v for x in sel], dtype=float)
+        self.step_pu = np.array([x.step_pu for x in sel], dtype=float)
+        self.tap_min = np.array([x.tap_min for x in sel], dtype=np.int64)
+        self.tap_max = np.array([x.tap_max for x in sel], dtype=np.int64)
+
+
+_REG_TABLES: dict[int, tuple[weakref.ref[object], _RegTable]] = {}
+
+
+def regulators_pending(
+    net: Network, v: ComplexArray, taps: tuple[int, ...] | list[int]
+) -> list[int]:
+    """:func:`regulator_pending_taps` of every regulator at once (one solved step ``v``)."""
+    reg = net.regulators
+    entry = _REG_TABLES.get(id(reg))
+    if entry is None or entry[0]() is not reg:
+        for key in [k for k, (ref, _) in _REG_TABLES.items() if ref() is None]:
+            del _REG_TABLES[key]
+        entry = (weakref.ref(reg), _RegTable(net))
+        _REG_TABLES[id(reg)] = entry
+    tb = entry[1]
+    out = [0] * len(reg)
+    if tb.plain.size:
+        va = v[tb.a]
+        vb = np.where(tb.b >= 0, v[np.maximum(tb.b, 0)], 0.0)
+        vlocal = np.abs((va - vb) / tb.ptr)
+        vboost = tb.vreg - vlocal
+        need = np.abs(vboost) > tb.half_band
+        over = (tb.vlimit > 0) & (vlocal > tb.vlimit)
+        need |= over
+        vboost = np.where(over, tb.vlimit - vlocal, vboost)
+        steps = np.rint(vboost * tb.ptr / tb.base_v / tb.step_pu).astype(np.int64)
+        pos = np.asarray([taps[r] for r in tb.plain], dtype=np.int64)
+        steps = np.where(need & tb.movable, steps, 0)
+        steps = np.where((steps > 0) & (pos >= tb.tap_max), 0, steps)
+        steps = np.where((steps < 0) & (pos <= tb.tap_min), 0, steps)
+        for r, st in zip(tb.plain.tolist(), steps.tolist(), strict=True):
+            out[r] = st
+    for r in tb.other:
+        out[r] = regulator_pending_taps(net, r, v, taps[r])
+    return out
+
+
 def regulator_pending_batch(
     net: Network, r: int, v: ComplexArray, tap_pos: int
 ) -> npt.NDArray[np.int64]:

@@ -830,8 +830,9 @@ def _control_loop(
     for n_iter in range(1, max_control_iter + 1):
         vcol = solved.v[:, 0]
         pend_reg: dict[int, int] = {}
+        pending = ctl.regulators_pending(net, vcol, taps)
         for r in range(len(reg)):
-            p = ctl.regulator_pending_taps(net, r, vcol, taps[r])
+            p = pending[r]
             if p != 0:
                 pend_reg[r] = p
                 if r not in armed_reg:
