@@ -142,3 +142,27 @@ def test_frozen_year_in_level_order_reports_progress_and_agrees_with_time_order(
     # (near-zero loadings, e.g. of switches, are solver noise: an absolute 1e-3 % on top)
     np.testing.assert_allclose(got.branch_loading_pct, ref.branch_loading_pct, rtol=1e-4, atol=1e-3)
     assert got.iterations.mean() < ref.iterations.mean()
+    # LoadShape1 repeats values: those steps are copies of their first occurrence, exactly
+    inj = ts.build_injectors(net)
+    w, var, _ = ts._phase_power(net, inj, np.arange(1.0, steps + 1.0), snapshot=False)
+    first = ts._first_equal_step(w, var)
+    dup = np.flatnonzero(first != np.arange(steps))
+    assert dup.size > 100
+    np.testing.assert_array_equal(got.v_pu[dup], got.v_pu[first[dup]])
+    np.testing.assert_array_equal(got.losses_kw[dup], got.losses_kw[first[dup]])
+
+
+def test_first_equal_step_groups_exactly_equal_load_vectors_only() -> None:
+    rng = np.random.default_rng(5)
+    w = rng.uniform(1.0, 2.0, (30, 12))
+    var = rng.uniform(0.0, 1.0, (30, 12))
+    w[:, 7] = w[:, 2]  # a repeat of step 2
+    var[:, 7] = var[:, 2]
+    w[:, 9] = w[:, 4]
+    var[:, 9] = np.nextafter(var[:, 4], 2.0)  # one ulp off in var: not a repeat
+    w[:, 11] = w[:, 2]
+    var[:, 11] = var[:, 2]
+    first = ts._first_equal_step(w, var)
+    expect = np.arange(12)
+    expect[[7, 11]] = 2
+    np.testing.assert_array_equal(first, expect)
