@@ -56,7 +56,8 @@ from gridflex.powerflow.violations import (
 #: Significant digits of ``value`` and ``limit`` in ``violations.csv`` (see the module notes).
 SIGNIFICANT_DIGITS = 12
 
-#: Bytes of one output buffer (two are in use: one being filled, one being written).
+#: Bytes of one part's output buffer (two sets of one buffer per Numba thread are in use: one
+#: being filled, one being written).
 BUFFER_BYTES = 32 * 2**20
 
 #: Upper bound of the bytes of one formatted number (sign, 12 digits, point, exponent).
@@ -779,7 +780,7 @@ def write_violations_from_result(
     source_name:
         Element name of the substation source's reverse-power rows.
     buffer_bytes:
-        Size of each of the two output buffers (grown when one step could not fit).
+        Size of each part's output buffer (grown when two steps could not fit).
 
     Returns
     -------
