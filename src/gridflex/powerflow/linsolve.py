@@ -10,6 +10,8 @@ call at a time and is 20-50x slower here.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba as nb
 import numpy as np
 import numpy.typing as npt
@@ -381,6 +383,8 @@ class Factor:
         # x = Pc y: x[i] = y[perm_c[i]]
         self._perm_c = np.ascontiguousarray(lu.perm_c, dtype=np.int64)
         self.n = int(lu.shape[0])
+        #: arrays derived from this factor by its users (e.g. the single-step kernel's setup)
+        self.memo: dict[str, Any] = {}
 
     def solve(self, rhs: ComplexArray) -> ComplexArray:
         """Solve ``Y x = rhs`` for every column of ``rhs``."""

@@ -80,6 +80,16 @@ def fixed_point_single(
     tol: float,
     max_iter: int,
     accelerate: bool,
+    ra: np.ndarray,
+    rb: np.ndarray,
+    ca: np.ndarray,
+    cb: np.ndarray,
+    fast: np.ndarray,
+    lo2: np.ndarray,
+    hi2: np.ndarray,
+    src_r: np.ndarray,
+    src_i: np.ndarray,
+    ivb: np.ndarray,
     s_ptr: np.ndarray,
     s_idx: np.ndarray,
     s_re: np.ndarray,
@@ -97,7 +107,9 @@ def fixed_point_single(
 ) -> None:  # pragma: no cover - compiled
     """Solve every column of ``v0`` (N x k) in turn; results in ``v_out``, ``iters``, ...
 
-    The low-rank update (``LowRankFactor.update_arrays``): the basis columns ``z_cols`` of the
+    ``ra`` ... ``ivb``: the factor's orders applied to the injectors, source and base voltages
+    (:func:`kernel_setup`, made once per factor). The low-rank update
+    (``LowRankFactor.update_arrays``): the basis columns ``z_cols`` of the
     sparse ``S``, ``R`` and ``md = (I + D Z_U)^-1 D``, applied between the triangular solves;
     none (``z_cols`` empty) for a plain LU. Stopping rules as the lane kernel: change below
     ``tol`` (converged), ``max_iter`` iterations, or a non-finite change (diverged; ``last_dv``
@@ -105,29 +117,6 @@ def fixed_point_single(
     """
     n, k = v0.shape
     n_inj = a.shape[0]
-    ra = np.empty(n_inj, dtype=np.int64)
-    rb = np.empty(n_inj, dtype=np.int64)
-    ca = np.empty(n_inj, dtype=np.int64)
-    cb = np.empty(n_inj, dtype=np.int64)
-    fast = np.empty(n_inj, dtype=np.bool_)
-    lo2 = np.empty(n_inj)
-    hi2 = np.empty(n_inj)
-    for j in range(n_inj):
-        ra[j] = perm_r[a[j]] if a[j] < n else n
-        rb[j] = perm_r[b[j]] if b[j] < n else n
-        ca[j] = perm_c[a[j]] if a[j] < n else n
-        cb[j] = perm_c[b[j]] if b[j] < n else n
-        fast[j] = model[j] == 1 or model[j] == 101
-        lo = max(v95[j], vlow[j])
-        lo2[j] = lo * lo
-        hi2[j] = v105[j] * v105[j]
-    src_r = np.zeros(n)
-    src_i = np.zeros(n)
-    ivb = np.empty(n)
-    for i in range(n):
-        src_r[perm_r[i]] = i_src[i].real
-        src_i[perm_r[i]] = i_src[i].imag
-        ivb[perm_c[i]] = inv_vb[i]
     vr = np.zeros(n + 1)  # iterate (row n: ground)
     vi = np.zeros(n + 1)
     wr = np.zeros(n + 1)  # right-hand side, then image (row n collects injections to ground)
@@ -260,3 +249,59 @@ def fixed_point_single(
                 conv[t] = done
                 last_dv[t] = d if finite else np.inf
                 break
+
+
+@nb.njit(cache=True, nogil=True)
+def kernel_setup(
+    perm_r: np.ndarray,
+    perm_c: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    model: np.ndarray,
+    vlow: np.ndarray,
+    v95: np.ndarray,
+    v105: np.ndarray,
+    i_src: np.ndarray,
+    inv_vb: np.ndarray,
+) -> tuple[
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+]:  # pragma: no cover - compiled
+    """The arrays :func:`fixed_point_single` takes in the factor's orders: injector rows of the
+    right-hand side (``ra``, ``rb``; ``n`` = ground) and of the voltages (``ca``, ``cb``), the
+    inline constant-PQ test and its zone bounds squared, the source current (``src_r``,
+    ``src_i``) and ``1 / V_base`` (``ivb``)."""
+    n = perm_r.shape[0]
+    n_inj = a.shape[0]
+    ra = np.empty(n_inj, dtype=np.int64)
+    rb = np.empty(n_inj, dtype=np.int64)
+    ca = np.empty(n_inj, dtype=np.int64)
+    cb = np.empty(n_inj, dtype=np.int64)
+    fast = np.empty(n_inj, dtype=np.bool_)
+    lo2 = np.empty(n_inj)
+    hi2 = np.empty(n_inj)
+    for j in range(n_inj):
+        ra[j] = perm_r[a[j]] if a[j] < n else n
+        rb[j] = perm_r[b[j]] if b[j] < n else n
+        ca[j] = perm_c[a[j]] if a[j] < n else n
+        cb[j] = perm_c[b[j]] if b[j] < n else n
+        fast[j] = model[j] == 1 or model[j] == 101
+        lo = max(v95[j], vlow[j])
+        lo2[j] = lo * lo
+        hi2[j] = v105[j] * v105[j]
+    src_r = np.zeros(n)
+    src_i = np.zeros(n)
+    ivb = np.empty(n)
+    for i in range(n):
+        src_r[perm_r[i]] = i_src[i].real
+        src_i[perm_r[i]] = i_src[i].imag
+        ivb[perm_c[i]] = inv_vb[i]
+    return ra, rb, ca, cb, fast, lo2, hi2, src_r, src_i, ivb

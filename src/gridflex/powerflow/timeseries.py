@@ -77,7 +77,7 @@ from gridflex.powerflow.linsolve import (
 )
 from gridflex.powerflow.recording import BranchCurrents, record_block
 from gridflex.powerflow.result import StepFailure, TimeSeriesResult
-from gridflex.powerflow.single_step import fixed_point_single
+from gridflex.powerflow.single_step import fixed_point_single, kernel_setup
 
 ComplexArray = npt.NDArray[np.complex128]
 FloatArray = npt.NDArray[np.float64]
@@ -535,6 +535,7 @@ def _fixed_point_single(
         float(prob.tol_pu if tol_pu is None else tol_pu),
         int(max_iter),
         True,
+        *_single_setup(prob, base),
         *update,
         v,
         iters,
@@ -542,6 +543,47 @@ def _fixed_point_single(
         last_dv,
     )
     return _Solved(v=v, iterations=iters, converged=conv, max_dv_pu=last_dv)
+
+
+_Setup = tuple[
+    IntArray,
+    IntArray,
+    IntArray,
+    IntArray,
+    npt.NDArray[np.bool_],
+    FloatArray,
+    FloatArray,
+    FloatArray,
+    FloatArray,
+    FloatArray,
+]
+
+
+def _single_setup(prob: _Problem, base: Factor) -> _Setup:
+    """:func:`single_step.kernel_setup` for ``base``, made once per factor (read-only, so the
+    worker threads may share it): it cost a pass over the injectors and nodes per call."""
+    got = base.memo.get("single_setup")
+    if got is None or got[0] is not prob:
+        arrs = base.arrays()
+        inj = prob.inj
+        got = (
+            prob,
+            kernel_setup(
+                arrs[10],
+                arrs[11],
+                inj.a,
+                inj.b,
+                inj.model,
+                inj.v_low_v,
+                inj.v_min_v,
+                inj.v_max_v,
+                prob.i_src_c,
+                prob.inv_vb,
+            ),
+        )
+        base.memo["single_setup"] = got
+    out: _Setup = got[1]
+    return out
 
 
 def _fixed_point_fused(
