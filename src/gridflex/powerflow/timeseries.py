@@ -785,10 +785,34 @@ class _LevelResponse:
         p = np.concatenate([[p_prev], np.asarray(p_cols, dtype=float)])
         j = np.clip(np.searchsorted(q, p) - 1, 0, q.size - 2)
         d = p - q[j]
-        # rows: (k + 1, N), contiguous; the start of step c is v_prev + at(p_c) - at(p_prev)
-        at = self._rows[j] + self._slopes[j] * d[:, None]
-        out = (at[1:] - at[0]) + v_prev[None, :]
-        return np.ascontiguousarray(out.T)
+        # the start of step c is v_prev + at(p_c) - at(p_prev): one compiled pass, no temporaries
+        out = np.empty((v_prev.shape[0], p.size - 1), dtype=np.complex128)
+        _shift_kernel(
+            self._rows, self._slopes, np.ascontiguousarray(j, dtype=np.int64), d, v_prev, out
+        )
+        return out
+
+
+@nb.njit(cache=True, nogil=True)
+def _shift_kernel(
+    rows: np.ndarray,
+    slopes: np.ndarray,
+    j: np.ndarray,
+    d: np.ndarray,
+    v_prev: np.ndarray,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """``out[:, c] = v_prev + at(p_{c+1}) - at(p_0)``, ``at(p) = rows[j] + slopes[j] (p - q_j)``
+    (the interpolation of :class:`_LevelResponse`, ``j``/``d`` per load with entry 0 for the
+    previous step), rows written in one pass."""
+    n, k = out.shape
+    j0 = j[0]
+    d0 = d[0]
+    for i in range(n):
+        base = v_prev[i] - (rows[j0, i] + slopes[j0, i] * d0)
+        for c in range(k):
+            jc = j[c + 1]
+            out[i, c] = base + (rows[jc, i] + slopes[jc, i] * d[c + 1])
 
 
 def _level_response(
