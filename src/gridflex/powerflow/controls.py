@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import weakref
 
+import numba as nb
 import numpy as np
 import numpy.typing as npt
 
@@ -183,13 +184,13 @@ def regulator_pending_taps(net: Network, r: int, v: ComplexArray, tap_pos: int) 
 
 
 class _RegTable:
-    """Every regulator's sampling as arrays, for the regulators the vector form covers.
+    """Every regulator's sampling as arrays, for the regulators the compiled sampler covers.
 
     A regulator is *plain* when its control voltage is one node-to-node difference: no
     line-drop compensation, a fixed PT phase (not max/min) and a wye winding (or a remote bus,
     whose node voltage is used). Those are sampled together in a few array operations; the
     others keep :func:`regulator_pending_taps`. The arithmetic is the scalar sampler's, term
-    by term, so both give the same taps.
+    by term, so both give the same taps (``_plain_regs``).
     """
 
     def __init__(self, net: Network) -> None:
@@ -232,6 +233,45 @@ class _RegTable:
 _REG_TABLES: dict[int, tuple[weakref.ref[object], _RegTable]] = {}
 
 
+@nb.njit(cache=True, nogil=True)
+def _plain_regs(
+    v: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    ptr: np.ndarray,
+    vreg: np.ndarray,
+    half_band: np.ndarray,
+    vlimit: np.ndarray,
+    movable: np.ndarray,
+    base_v: np.ndarray,
+    step_pu: np.ndarray,
+    tap_min: np.ndarray,
+    tap_max: np.ndarray,
+    pos: np.ndarray,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """:func:`regulator_pending_taps` of the plain regulators (see :class:`_RegTable`), the
+    scalar sampler's operations in its order (complex division by the PT ratio, ``abs`` by
+    ``hypot``, round half to even)."""
+    for q in range(a.shape[0]):
+        vw = v[a[q]] - (v[b[q]] if b[q] >= 0 else 0j)
+        vlocal = abs(vw / ptr[q])
+        vboost = vreg[q] - vlocal
+        need = abs(vboost) > half_band[q]
+        if vlimit[q] > 0 and vlocal > vlimit[q]:
+            need = True
+            vboost = vlimit[q] - vlocal
+        steps = 0
+        if need and movable[q]:
+            boost_pu = vboost * ptr[q] / base_v[q]
+            steps = int(np.rint(boost_pu / step_pu[q]))
+            if steps > 0 and pos[q] >= tap_max[q]:
+                steps = 0
+            if steps < 0 and pos[q] <= tap_min[q]:
+                steps = 0
+        out[q] = steps
+
+
 def regulators_pending(
     net: Network, v: ComplexArray, taps: tuple[int, ...] | list[int]
 ) -> list[int]:
@@ -246,19 +286,24 @@ def regulators_pending(
     tb = entry[1]
     out = [0] * len(reg)
     if tb.plain.size:
-        va = v[tb.a]
-        vb = np.where(tb.b >= 0, v[np.maximum(tb.b, 0)], 0.0)
-        vlocal = np.abs((va - vb) / tb.ptr)
-        vboost = tb.vreg - vlocal
-        need = np.abs(vboost) > tb.half_band
-        over = (tb.vlimit > 0) & (vlocal > tb.vlimit)
-        need |= over
-        vboost = np.where(over, tb.vlimit - vlocal, vboost)
-        steps = np.rint(vboost * tb.ptr / tb.base_v / tb.step_pu).astype(np.int64)
         pos = np.asarray([taps[r] for r in tb.plain], dtype=np.int64)
-        steps = np.where(need & tb.movable, steps, 0)
-        steps = np.where((steps > 0) & (pos >= tb.tap_max), 0, steps)
-        steps = np.where((steps < 0) & (pos <= tb.tap_min), 0, steps)
+        steps = np.empty(tb.plain.size, dtype=np.int64)
+        _plain_regs(
+            np.ascontiguousarray(v, dtype=np.complex128),
+            tb.a,
+            tb.b,
+            tb.ptr,
+            tb.vreg,
+            tb.half_band,
+            tb.vlimit,
+            tb.movable,
+            tb.base_v,
+            tb.step_pu,
+            tb.tap_min,
+            tb.tap_max,
+            pos,
+            steps,
+        )
         for r, st in zip(tb.plain.tolist(), steps.tolist(), strict=True):
             out[r] = st
     for r in tb.other:
