@@ -57,3 +57,29 @@ def test_static_tap_change_goes_70_percent_at_least_one_tap() -> None:
     assert ctl.regulator_tap_after(net, 0, 0, 5) == 3
     assert ctl.regulator_tap_after(net, 0, 0, -10) == -7
     assert ctl.regulator_tap_after(net, 0, 15, 10) == 16  # clamped at the top tap
+
+
+@pytest.mark.parametrize(
+    "rel",
+    ["ieee/123Bus/IEEE123Master.dss", "epri/ckt5/Master_ckt5.dss", "ieee/8500-Node/Master.dss"],
+)
+def test_all_capacitors_sampler_matches_the_per_capacitor_one(rel: str) -> None:
+    """``capacitors_pending`` (compiled measurements) decides as ``capacitor_pending``."""
+    net = load_network(require_feeder(rel))
+    cap = net.capacitors
+    rng = np.random.default_rng(11)
+    vb = net.node_base_kv * 1000.0
+    phase = np.array([int(n.rsplit(".", 1)[1]) % 3 for n in net.node_names])
+    angle = np.array([0.0, -2 * np.pi / 3, 2 * np.pi / 3])[(phase + 2) % 3]
+    decided = 0
+    for _ in range(40):
+        mag = vb * rng.uniform(0.9, 1.1, net.n_nodes)
+        v = mag * np.exp(1j * (angle + rng.uniform(-0.3, 0.3, net.n_nodes)))
+        steps = [int(rng.integers(0, int(cap.n_steps[c]) + 1)) for c in range(len(cap))]
+        expect = [
+            ctl.capacitor_pending(net, c, v, steps[c]) if cap.control_type[c] else ctl.NONE
+            for c in range(len(cap))
+        ]
+        assert ctl.capacitors_pending(net, v, steps) == expect
+        decided += sum(1 for x in expect if x != ctl.NONE)
+    assert decided > 0 or not any(cap.control_type)

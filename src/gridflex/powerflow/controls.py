@@ -503,11 +503,163 @@ def _cap_spec(net: Network, c: int) -> _CapSpec:
     return spec
 
 
-def capacitor_pending(net: Network, c: int, v: ComplexArray, steps_on: int) -> int:
+def capacitors_pending(net: Network, v: ComplexArray, steps_on: list[int]) -> list[int]:
+    """:func:`capacitor_pending` of every capacitor at once (one solved step ``v``).
+
+    The control voltages and monitored-terminal powers of all capacitors come from one
+    compiled pass (``_cap_measures``); each control's decision is then
+    :func:`capacitor_pending`'s own code, given those two values.
+    """
+    cap = net.capacitors
+    entry = _CAP_TABLES.get(id(cap))
+    if entry is None or entry[0]() is not cap:
+        for key in [k for k, (ref, _) in _CAP_TABLES.items() if ref() is None]:
+            del _CAP_TABLES[key]
+        entry = (weakref.ref(cap), _CapTable(net))
+        _CAP_TABLES[id(cap)] = entry
+    tb = entry[1]
+    n_cap = len(cap)
+    vctl = np.zeros(n_cap)
+    s_re = np.zeros(n_cap)
+    s_im = np.zeros(n_cap)
+    _cap_measures(
+        np.ascontiguousarray(v, dtype=np.complex128),
+        tb.refs,
+        tb.nref,
+        tb.y,
+        tb.t0,
+        tb.nc,
+        tb.mon,
+        tb.nmon,
+        tb.pt_phase,
+        tb.pt,
+        tb.delta,
+        vctl,
+        s_re,
+        s_im,
+    )
+    out = [NONE] * n_cap
+    for c in range(n_cap):
+        if cap.control_type[c]:
+            out[c] = capacitor_pending(
+                net,
+                c,
+                v,
+                steps_on[c],
+                v_ctl=float(vctl[c]) if tb.nmon[c] else None,
+                s=complex(s_re[c], s_im[c]) if tb.nref[c] else None,
+            )
+    return out
+
+
+class _CapTable:
+    """Every capacitor's monitored nodes and terminal as padded arrays for ``_cap_measures``."""
+
+    def __init__(self, net: Network) -> None:
+        specs = [_cap_spec(net, c) for c in range(len(net.capacitors))]
+        n_cap = len(specs)
+        r_max = max([x.refs_n for x in specs] + [1])
+        m_max = max([len(x.mon) for x in specs] + [1])
+        self.refs = np.full((n_cap, r_max), -1, dtype=np.int64)
+        self.nref = np.zeros(n_cap, dtype=np.int64)
+        self.y = np.zeros((n_cap, r_max, r_max), dtype=np.complex128)
+        self.t0 = np.zeros(n_cap, dtype=np.int64)
+        self.nc = np.zeros(n_cap, dtype=np.int64)
+        self.mon = np.zeros((n_cap, m_max), dtype=np.int64)
+        self.nmon = np.zeros(n_cap, dtype=np.int64)
+        self.pt_phase = np.zeros(n_cap, dtype=np.int64)
+        self.pt = np.ones(n_cap)
+        self.delta = np.zeros(n_cap, dtype=np.bool_)
+        for c, x in enumerate(specs):
+            if x.refs_n:
+                refs = np.full(x.refs_n, -1, dtype=np.int64)
+                refs[x.ok] = x.refs_ok
+                self.refs[c, : x.refs_n] = refs
+                self.y[c, : x.refs_n, : x.refs_n] = x.y
+            self.nref[c] = x.refs_n
+            self.t0[c] = x.t0
+            self.nc[c] = x.nc
+            self.mon[c, : len(x.mon)] = x.mon
+            self.nmon[c] = len(x.mon)
+            self.pt_phase[c] = x.pt_phase
+            self.pt[c] = x.pt
+            self.delta[c] = x.delta
+
+
+_CAP_TABLES: dict[int, tuple[weakref.ref[object], _CapTable]] = {}
+
+
+@nb.njit(cache=True, nogil=True)
+def _cap_measures(
+    v: np.ndarray,
+    refs: np.ndarray,
+    nref: np.ndarray,
+    y: np.ndarray,
+    t0: np.ndarray,
+    nc: np.ndarray,
+    mon: np.ndarray,
+    nmon: np.ndarray,
+    pt_phase: np.ndarray,
+    pt: np.ndarray,
+    delta: np.ndarray,
+    vctl: np.ndarray,
+    s_re: np.ndarray,
+    s_im: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Per capacitor: ``_CapSpec.control_voltage`` and ``_CapSpec.terminal_power``."""
+    for c in range(refs.shape[0]):
+        m = nmon[c]
+        if m > 0:
+            ph = pt_phase[c]
+            if ph == -2:  # AVG
+                acc = 0.0
+                for q in range(m):
+                    acc += abs(v[mon[c, q]])
+                vctl[c] = acc / m / pt[c]
+            elif ph == 0:
+                best = abs(v[mon[c, 0]])
+                for q in range(1, m):
+                    best = max(best, abs(v[mon[c, q]]))
+                vctl[c] = best / pt[c]
+            elif ph == -1:
+                best = abs(v[mon[c, 0]])
+                for q in range(1, m):
+                    best = min(best, abs(v[mon[c, q]]))
+                vctl[c] = best / pt[c]
+            else:
+                k = min(max(ph, 1), m) - 1
+                if delta[c]:
+                    vctl[c] = abs(v[mon[c, k]] - v[mon[c, (k + 1) % m]]) / pt[c]
+                else:
+                    vctl[c] = abs(v[mon[c, k]]) / pt[c]
+        acc_s = 0j
+        r = nref[c]
+        for row in range(t0[c], t0[c] + nc[c]):
+            cur = 0j
+            for col in range(r):
+                node = refs[c, col]
+                if node >= 0:
+                    cur += y[c, row, col] * v[node]
+            vr = v[refs[c, row]] if refs[c, row] >= 0 else 0j
+            acc_s += vr * cur.conjugate()
+        s_re[c] = acc_s.real
+        s_im[c] = acc_s.imag
+
+
+def capacitor_pending(
+    net: Network,
+    c: int,
+    v: ComplexArray,
+    steps_on: int,
+    *,
+    v_ctl: float | None = None,
+    s: complex | None = None,
+) -> int:
     """Switching CapControl ``c`` asks for: ``CLOSE`` (+1 step), ``OPEN`` (-1) or ``NONE``.
 
     Implements ``TCapControlObj.Sample`` for voltage, current, kvar and PF types, with the
-    voltage override.
+    voltage override. ``v_ctl`` (control voltage) and ``s`` (VA into the monitored terminal),
+    when given, are used instead of computing them from ``v``.
     """
     sp_ = _cap_spec(net, c)
     kind = sp_.kind
@@ -516,14 +668,17 @@ def capacitor_pending(net: Network, c: int, v: ComplexArray, steps_on: int) -> i
     closed = steps_on > 0
     available = sp_.available_max - steps_on
     on, off = sp_.on, sp_.off
-    if sp_.volt_override and kind != "voltage":
+    if v_ctl is None and (kind == "voltage" or sp_.volt_override):
         v_ctl = sp_.control_voltage(v)
+    if sp_.volt_override and kind != "voltage":
+        assert v_ctl is not None
         if not closed and v_ctl < sp_.vmin:
             return CLOSE
         if closed and v_ctl > sp_.vmax:
             return OPEN
     if kind == "voltage":
-        x = sp_.control_voltage(v)
+        assert v_ctl is not None
+        x = v_ctl
         if not closed:
             return CLOSE if x < on else NONE
         if x > off:
@@ -550,7 +705,8 @@ def capacitor_pending(net: Network, c: int, v: ComplexArray, steps_on: int) -> i
             return OPEN
         return CLOSE if (available > 0 and x > on) else NONE
     # kvar / pf: power into the monitored terminal
-    s = sp_.terminal_power(v)
+    if s is None:
+        s = sp_.terminal_power(v)
     if kind == "kvar":
         q = s.imag * 0.001
         if not closed:

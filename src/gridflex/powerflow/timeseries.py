@@ -909,10 +909,11 @@ def _control_loop(
                     armed_reg[r] = float(reg.delay_s[r])
             else:
                 armed_reg.pop(r, None)
+        cap_pending = ctl.capacitors_pending(net, vcol, caps) if len(cap) else []
         for c in range(len(cap)):
             if not cap.control_type[c]:
                 continue
-            p = ctl.capacitor_pending(net, c, vcol, caps[c])
+            p = cap_pending[c]
             if p == ctl.NONE:
                 armed_cap.pop(c, None)
                 continue
