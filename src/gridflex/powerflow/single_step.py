@@ -142,11 +142,11 @@ def fixed_point_single(
             ql[j] = var[j, t]
         hist = 0  # iterations in the Anderson history (of this step)
         it = 0
+        for i in range(n):  # the first right-hand side starts from the source
+            wr[i] = src_r[i]
+            wi[i] = src_i[i]
         while True:
             it += 1
-            for i in range(n):
-                wr[i] = src_r[i]
-                wi[i] = src_i[i]
             for j in range(n_inj):
                 ja = ca[j]
                 jb = cb[j]
@@ -240,6 +240,8 @@ def fixed_point_single(
                 g2i[i] = g1i[i]
                 g1r[i] = gr
                 g1i[i] = gi
+                wr[i] = src_r[i]  # the next right-hand side starts from the source
+                wi[i] = src_i[i]
             hist += 1
             if done or not finite or it >= max_iter:
                 for i in range(n):
