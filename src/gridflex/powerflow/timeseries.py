@@ -1726,20 +1726,24 @@ def _first_action(prob: _Problem, state: State, v: ComplexArray) -> int:
     taps, caps = state
     k = v.shape[1]
     first = k
+    cap = net.capacitors
+    if k <= 4:  # a few steps: the all-device samplers, step by step
+        for j in range(k):
+            vj = np.ascontiguousarray(v[:, j])
+            if len(net.regulators) and any(ctl.regulators_pending(net, vj, taps)):
+                return j
+            if any(cap.control_type) and any(ctl.capacitors_pending(net, vj, list(caps))):
+                return j
+        return -1
     for r in range(len(net.regulators)):
-        if first <= 4:  # a few steps: the scalar sampler is cheaper than the array one
-            for j in range(first):
-                if ctl.regulator_pending_taps(net, r, v[:, j], taps[r]) != 0:
-                    first = j
-                    break
-            continue
+        if first == 0:
+            return 0
         acts = np.flatnonzero(ctl.regulator_pending_batch(net, r, v[:, :first], taps[r]) != 0)
         if acts.size:
             first = int(acts[0])
-    cap = net.capacitors
     if any(cap.control_type):
         for j in range(first):
-            for c in range(len(cap)):
-                if cap.control_type[c] and ctl.capacitor_pending(net, c, v[:, j], caps[c]):
-                    return j
+            vj = np.ascontiguousarray(v[:, j])
+            if any(ctl.capacitors_pending(net, vj, list(caps))):
+                return j
     return first if first < k else -1
