@@ -1055,10 +1055,20 @@ class _Recorder:
         self.n = prob.n
         br = net.branches
         self.b = len(br)
-        # every row is written by record_block (no fill pass over these large arrays)
+        # every row is written by record_block (no fill pass over these large arrays). The
+        # first write of each page costs a page fault, on the VM this is measured on ~2 s of
+        # system time per GB of fresh memory: a thread takes those faults while the solver
+        # prepares (snapshot, anchors), and recording waits for it (_record)
         self.v_pu = np.empty((t, self.n))
         self.load_pct = np.empty((t, self.b))
         self.load_em_pct = np.empty((t, self.b))
+        self._toucher = threading.Thread(
+            target=_touch_pages,
+            args=((self.v_pu, self.load_pct, self.load_em_pct),),
+            name="gridflex-result-pages",
+            daemon=True,
+        )
+        self._toucher.start()
         self.src_p = np.zeros(t)
         self.src_q = np.zeros(t)
         self.losses = np.zeros(t)
@@ -1152,6 +1162,7 @@ class _Recorder:
         var: FloatArray,
     ) -> None:
         """Record steps ``cols``; ``states``: each step's taps (k x R) and capacitor steps."""
+        self._toucher.join()
         prob = self.prob
         net = prob.net
         v = solved.v  # node- or step-major (the frozen path's buffers), never strided
@@ -1236,6 +1247,12 @@ class _Recorder:
         else:
             p_gen = np.zeros(v.shape[1])
         self.losses[cols] = self.src_p[cols] + (p_gen - p_load) / 1000.0
+
+
+def _touch_pages(arrays: tuple[FloatArray, ...]) -> None:
+    """Write one value per 4 KB page of each array (NumPy releases the GIL meanwhile)."""
+    for a in arrays:
+        a.reshape(-1)[:: 4096 // a.itemsize] = 0.0
 
 
 def _per_step(state: State, k: int) -> tuple[IntArray, IntArray]:
