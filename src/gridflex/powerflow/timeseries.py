@@ -499,6 +499,20 @@ def _fixed_point(
     return _Solved(v=v, iterations=iters, converged=conv, max_dv_pu=last_dv)
 
 
+def _kernel_inputs(
+    prob: _Problem, w: FloatArray, var: FloatArray, y_nom: ComplexArray
+) -> tuple[FloatArray, FloatArray, ComplexArray, ComplexArray, FloatArray]:
+    """W, var, nominal load admittances, source current and 1/Vbase, as every fixed-point
+    kernel takes them after the factor's and the injectors' arrays (contiguous, typed)."""
+    return (
+        np.ascontiguousarray(w, dtype=np.float64),
+        np.ascontiguousarray(var, dtype=np.float64),
+        np.ascontiguousarray(y_nom, dtype=np.complex128),
+        prob.i_src_c,
+        prob.inv_vb,
+    )
+
+
 def _fixed_point_single(
     prob: _Problem,
     fac: Factor | LowRankFactor,
@@ -526,11 +540,7 @@ def _fixed_point_single(
     fixed_point_single(
         *base.arrays(),
         *inj.kernel_arrays(),
-        np.ascontiguousarray(w, dtype=np.float64),
-        np.ascontiguousarray(var, dtype=np.float64),
-        y_nom if y_nom is prob.y_nom else np.ascontiguousarray(y_nom, dtype=np.complex128),
-        prob.i_src_c,
-        prob.inv_vb,
+        *_kernel_inputs(prob, w, var, y_nom),
         np.ascontiguousarray(v0, dtype=np.complex128),
         float(prob.tol_pu if tol_pu is None else tol_pu),
         int(max_iter),
@@ -606,11 +616,7 @@ def _fixed_point_fused(
     fixed_point_lanes(
         *fac.arrays(),
         *inj.kernel_arrays(),
-        np.ascontiguousarray(w, dtype=np.float64),
-        np.ascontiguousarray(var, dtype=np.float64),
-        np.ascontiguousarray(y_nom, dtype=np.complex128),
-        np.ascontiguousarray(prob.i_src, dtype=np.complex128),
-        1.0 / prob.vbase_v,
+        *_kernel_inputs(prob, w, var, y_nom),
         np.ascontiguousarray(v0, dtype=np.complex128),
         *NO_SPLINE,
         float(prob.tol_pu if tol_pu is None else tol_pu),
@@ -1678,11 +1684,7 @@ def _solve_from_spline(
     fixed_point_lanes(
         *fac.arrays(),
         *prob.inj.kernel_arrays(),
-        np.ascontiguousarray(w, dtype=np.float64),
-        np.ascontiguousarray(var, dtype=np.float64),
-        np.ascontiguousarray(prob.y_nom, dtype=np.complex128),
-        np.ascontiguousarray(prob.i_src, dtype=np.complex128),
-        1.0 / prob.vbase_v,
+        *_kernel_inputs(prob, w, var, prob.y_nom),
         np.zeros((0, 0), dtype=np.complex128),
         spline.knots,
         spline.coef_re,
