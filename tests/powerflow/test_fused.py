@@ -85,7 +85,6 @@ def test_record_block_matches_dense_yprim_products(
     n_br = len(net.branches)
     v_pu = np.zeros((STEPS, net.n_nodes))
     load = np.zeros((STEPS, n_br))
-    load_em = np.zeros((STEPS, n_br))
     cols = np.arange(STEPS, dtype=np.int64)[::-1].copy()  # rows written where told
     if mixed_taps:
         uniq, step_var = np.unique(taps, axis=0, return_inverse=True)
@@ -104,11 +103,9 @@ def test_record_block_matches_dense_yprim_products(
         data,
         cur.row_start,
         cur.rating_normal_a,
-        cur.rating_emerg_a,
         cols,
         v_pu,
         load,
-        load_em,
         cur.block_start,
         reg_off,
         var_re,

@@ -100,6 +100,29 @@ def test_compiled_csv_equals_the_reference_table_and_summary(
     assert scan.detail == summary.as_dict()
 
 
+def test_emergency_loading_from_a_per_branch_scale_gives_the_same_rows(tmp_path: Path) -> None:
+    """``simulate`` keeps normal/emergency rating ratios, not a second T x B array: the CSV pass
+    and the pandas reference find the same rows from them as from the array itself."""
+    res = _result(200)
+    scale = np.array([0.8, 0.5, np.nan])  # the last branch has no emergency rating
+    res.branch_loading_emerg_pct = res.branch_loading_pct * scale[None, :]
+    lim = Limits(0.95, 1.05, 100.0, 100.0, 0.0, name="t")
+    with_array = write_violations_from_result(res, tmp_path / "a.csv", lim)
+    ref = find_violations(res, lim)
+    res.branch_loading_emerg_pct = None
+    res.branch_emerg_scale = scale
+    with_scale = write_violations_from_result(res, tmp_path / "s.csv", lim)
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "s.csv").read_bytes()
+    assert with_scale.rows == with_array.rows
+    assert with_scale.rows["thermal_emergency"] > 0
+    pd.testing.assert_frame_equal(find_violations(res, lim), ref)
+    np.testing.assert_array_equal(res.loading_emerg_pct(), res.branch_loading_pct * scale)
+    res.branch_emerg_scale = None
+    assert write_violations_from_result(res, None, lim).rows["thermal_emergency"] == 0
+    with pytest.raises(ValueError, match="no emergency loading"):
+        res.loading_emerg_pct()
+
+
 def test_names_are_quoted_only_when_needed(tmp_path: Path) -> None:
     res = _result()
     path = tmp_path / "v.csv"

@@ -133,22 +133,21 @@ def record_block(
     data: np.ndarray,
     row_start: np.ndarray,
     norm_a: np.ndarray,
-    emerg_a: np.ndarray,
     cols: np.ndarray,
     v_pu: np.ndarray,
     load_pct: np.ndarray,
-    load_em_pct: np.ndarray,
     block_start: np.ndarray,
     reg_off: np.ndarray,
     var_re: np.ndarray,
     var_im: np.ndarray,
     step_var: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """Write ``|V|`` pu and branch loading (normal, emergency) of block ``v`` into rows ``cols``.
+    """Write ``|V|`` pu and branch loading of block ``v`` into rows ``cols``.
 
-    ``v`` is (N, k); ``v_pu`` (T, N), ``load_pct``/``load_em_pct`` (T, B). A branch's loading is
-    the largest magnitude of its rows' currents over phases and terminals, against each rating;
-    NaN where the rating is 0 (unrated) and where a current is not finite.
+    ``v`` is (N, k); ``v_pu`` (T, N), ``load_pct`` (T, B). A branch's loading is the largest
+    magnitude of its rows' currents over phases and terminals against its normal rating; NaN
+    where the rating is 0 (unrated) and where a current is not finite. (The emergency loading
+    is this times normal / emergency rating: ``TimeSeriesResult.branch_emerg_scale``.)
 
     Steps at different regulator taps: a branch ``b`` with ``reg_off[b] >= 0`` takes its CSR
     values for step ``j`` from row ``step_var[j]`` of ``var_re``/``var_im`` (its block starting
@@ -165,10 +164,8 @@ def record_block(
     lane_var = np.zeros(_W, dtype=np.int64)
     vsum = np.zeros(_W)  # per lane: a NaN or inf voltage shows in the sum
     inv_norm = np.empty(n_br)  # 100 / rating, NaN for unrated elements
-    inv_emerg = np.empty(n_br)
     for b in range(n_br):
         inv_norm[b] = 100.0 / norm_a[b] if norm_a[b] > 0.0 else np.nan
-        inv_emerg[b] = 100.0 / emerg_a[b] if emerg_a[b] > 0.0 else np.nan
     for g0 in range(0, k, _W):
         kk = min(_W, k - g0)
         for c in range(_W):
@@ -205,7 +202,6 @@ def record_block(
             for b in range(n_br):
                 im = np.sqrt(imax2[b, c]) if ok else np.nan
                 load_pct[t, b] = im * inv_norm[b]
-                load_em_pct[t, b] = im * inv_emerg[b]
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)

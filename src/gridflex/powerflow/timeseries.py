@@ -1067,10 +1067,9 @@ class _Recorder:
         # prepares (snapshot, anchors), and recording waits for it (_record)
         self.v_pu = np.empty((t, self.n))
         self.load_pct = np.empty((t, self.b))
-        self.load_em_pct = np.empty((t, self.b))
         self._toucher = threading.Thread(
             target=_touch_pages,
-            args=((self.v_pu, self.load_pct, self.load_em_pct),),
+            args=((self.v_pu, self.load_pct),),
             name="gridflex-result-pages",
             daemon=True,
         )
@@ -1121,7 +1120,6 @@ class _Recorder:
         for arr in (
             self.v_pu,
             self.load_pct,
-            self.load_em_pct,
             self.src_p,
             self.src_q,
             self.losses,
@@ -1199,11 +1197,9 @@ class _Recorder:
             data,
             cur.row_start,
             cur.rating_normal_a,
-            cur.rating_emerg_a,
             np.ascontiguousarray(cols, dtype=np.int64),
             self.v_pu,
             self.load_pct,
-            self.load_em_pct,
             cur.block_start,
             reg_off,
             var_re,
@@ -1253,6 +1249,15 @@ class _Recorder:
         else:
             p_gen = np.zeros(v.shape[1])
         self.losses[cols] = self.src_p[cols] + (p_gen - p_load) / 1000.0
+
+
+def _emerg_scale(net: Network) -> FloatArray:
+    """Normal / emergency rating per branch (NaN where either is 0): the emergency loading is
+    the normal loading times this, so no second T x B array is kept."""
+    norm = np.asarray(net.branches.rating_normal_a, dtype=np.float64)
+    emerg = np.asarray(net.branches.rating_emerg_a, dtype=np.float64)
+    ok = (norm > 0.0) & (emerg > 0.0)
+    return np.where(ok, norm / np.where(ok, emerg, 1.0), np.nan)
 
 
 def _touch_pages(arrays: tuple[FloatArray, ...]) -> None:
@@ -1468,7 +1473,8 @@ def simulate(
         v_pu=rec.v_pu,
         branch_names=list(network.branches.names),
         branch_loading_pct=rec.load_pct,
-        branch_loading_emerg_pct=rec.load_em_pct,
+        branch_loading_emerg_pct=None,
+        branch_emerg_scale=_emerg_scale(network),
         source_p_kw=rec.src_p,
         source_q_kvar=rec.src_q,
         regulator_names=list(network.regulators.names),

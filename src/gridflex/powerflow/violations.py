@@ -424,12 +424,20 @@ def _chunk_parts(
         lim.undervoltage_pu,
         lim.overvoltage_pu,
     )
+    loading = np.asarray(result.branch_loading_pct)[rows]
     emerg = result.branch_loading_emerg_pct
+    scale = getattr(result, "branch_emerg_scale", None)
+    if emerg is not None:
+        emerg_rows = np.asarray(emerg)[rows]
+    elif scale is not None:  # % of the emergency rating = % of the normal x normal/emergency
+        emerg_rows = loading * np.asarray(scale, dtype=np.float64)[None, :]
+    else:
+        emerg_rows = None
     parts += _thermal_parts(
         t,
         list(result.branch_names),
-        np.asarray(result.branch_loading_pct)[rows],
-        None if emerg is None else np.asarray(emerg)[rows],
+        loading,
+        emerg_rows,
         lim.thermal_normal_pct,
         lim.thermal_emergency_pct,
     )

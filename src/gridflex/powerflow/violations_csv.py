@@ -393,7 +393,7 @@ def _scan(
     v: Any,
     load: Any,
     emerg: Any,
-    has_emerg: bool,
+    emerg_mode: int,
     rev: Any,
     lim: Any,
     stats_rows: Any,
@@ -444,11 +444,13 @@ def _scan(
                     pos = _emit(buf, pos, pieces, at, size, base, t, 2, j, x, tn)
                 _note(stats_rows, flags, worst_val, worst_at, 2, t, j, x, tn, False)
                 seen[2] = True
-        if has_emerg:
+        if emerg_mode != 0:
             for j in range(nb_):
-                y = emerg[t, j]
+                x = load[t, j]
+                # % of the emergency rating: given (1), or the normal loading x normal/emergency
+                # rating (2: one row of per-branch ratios)
+                y = emerg[t, j] if emerg_mode == 1 else x * emerg[0, j]
                 if y > te:
-                    x = load[t, j]
                     # normal/emergency rating ratio from the two loadings of the same current
                     limit = te * x / y
                     if emit:
@@ -486,7 +488,7 @@ def _scan_parts(
     v: Any,
     load: Any,
     emerg: Any,
-    has_emerg: bool,
+    emerg_mode: int,
     rev: Any,
     lim: Any,
     stats_rows: Any,
@@ -501,7 +503,7 @@ def _scan_parts(
     filled up)."""
     for p in nb.prange(bufs.shape[0]):
         size_p, nxt = _scan(starts[p], ends[p], bufs[p], firsts[p], cap, step_bytes, pieces, at,
-                            size, base, v, load, emerg, has_emerg, rev, lim, stats_rows[p],
+                            size, base, v, load, emerg, emerg_mode, rev, lim, stats_rows[p],
                             stats_steps[p], flags[p], worst_val[p], worst_at[p],
                             True)  # fmt: skip
         sizes[p] = size_p
@@ -771,8 +773,9 @@ def write_violations_from_result(
     ----------
     result:
         A ``TimeSeriesResult`` (or any object with its arrays: ``time``, ``node_names``,
-        ``v_pu``, ``branch_names``, ``branch_loading_pct``, ``branch_loading_emerg_pct``,
-        ``source_p_kw``, ``regulator_names``, ``regulator_p_kw``).
+        ``v_pu``, ``branch_names``, ``branch_loading_pct``, ``branch_loading_emerg_pct`` or,
+        when that is None, ``branch_emerg_scale``, ``source_p_kw``, ``regulator_names``,
+        ``regulator_p_kw``).
     path:
         The CSV file (replaced); None to fold the summary only (``--violations summary``).
     limits:
@@ -804,12 +807,20 @@ def write_violations_from_result(
         _check_shape(result.branch_loading_pct, n_t, branch_names, "branch_loading_pct")
     )
     emerg_raw = result.branch_loading_emerg_pct
-    has_emerg = emerg_raw is not None
-    emerg = (
-        np.ascontiguousarray(_check_shape(emerg_raw, n_t, branch_names, "branch_loading_emerg_pct"))
-        if has_emerg
-        else np.zeros((1, 1))
-    )
+    scale_raw = getattr(result, "branch_emerg_scale", None)
+    if emerg_raw is not None:
+        emerg_mode = 1
+        emerg = np.ascontiguousarray(
+            _check_shape(emerg_raw, n_t, branch_names, "branch_loading_emerg_pct")
+        )
+    elif scale_raw is not None:
+        emerg_mode = 2
+        emerg = np.ascontiguousarray(
+            _check_shape(np.reshape(scale_raw, (1, -1)), 1, branch_names, "branch_emerg_scale")
+        )
+    else:
+        emerg_mode = 0
+        emerg = np.zeros((1, 1))
     rev = np.empty((n_t, len(rev_names)))
     rev[:, 0] = np.asarray(result.source_p_kw, dtype=np.float64).reshape(n_t, -1)[:, 0]
     if reg_names:
@@ -841,7 +852,7 @@ def write_violations_from_result(
     parts = max(1, int(nb.get_num_threads()))
     width = max(len(node_names), len(branch_names), len(rev_names), 1)
     total = _Totals.zeros(1, width)
-    arrays = (step_bytes, pieces, at, size, base, v, load, emerg, has_emerg, rev, limits_arr)
+    arrays = (step_bytes, pieces, at, size, base, v, load, emerg, emerg_mode, rev, limits_arr)
 
     if path is None:
         _scan(0, n_t, np.zeros(16, dtype=np.uint8), 0, 0, *arrays, total.rows[0],
