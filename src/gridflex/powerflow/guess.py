@@ -15,8 +15,8 @@ every step still iterates to the solver's tolerance from wherever it starts.
 
 The spline is the piecewise cubic Hermite interpolant with Bessel slopes (at each knot, the
 slope of the parabola through it and its two neighbours) [1]_, per real and imaginary part of
-every node voltage: local, so it is built in a few vectorised passes (SciPy's global
-``CubicSpline`` took 0.1-0.25 s for 256 knots x 8531 nodes, for no fewer iterations). Its
+every node voltage: local, so it is built in one compiled pass over nodes and knots (SciPy's
+global ``CubicSpline`` took 0.1-0.25 s for 256 knots x 8531 nodes, for no fewer iterations). Its
 coefficients are kept per interval in ascending powers of ``level - knot`` so the lane kernel
 (:mod:`gridflex.powerflow.fused`) evaluates a step's start by Horner's rule when the step enters
 a lane.
