@@ -212,7 +212,7 @@ class CapacitorTable:
     monitored_terminal: IntArray  # 1-based
     monitored_node_idx: list[IntArray]  # nodes of the monitored terminal (phase conductors)
     monitored_branch_idx: IntArray  # row in BranchTable of the monitored element, -1 if none
-    pt_phase: IntArray  # 1-based; 0 = average (OpenDSS AVG), -1 max, -2 min
+    pt_phase: IntArray  # 1-based; 0 = max, -1 = min, -2 = average (OpenDSS MAX, MIN, AVG)
     ct_phase: IntArray
     volt_override: BoolArray
     vmin_v: FloatArray
