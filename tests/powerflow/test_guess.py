@@ -106,7 +106,7 @@ def test_frozen_year_from_anchor_spline_matches_plain_starts(
     # the kernel evaluates the spline as evaluate() does (its rows in the solution order): one
     # iteration from each start (a tolerance nothing fails) gives the same voltages
     prob.tol_pu = 1e9
-    start = spline.evaluate(level)[fac.arrays()[11]]
+    start = spline.evaluate(level)[fac.perm_c]
     same = ts._fixed_point(prob, fac, w.copy(), var.copy(), start, prob.y_nom, 1)
     one = ts._solve_from_spline(
         prob, state, fac, w, var, spline, level, np.empty((prob.n, steps), complex)

@@ -393,6 +393,16 @@ class Factor:
         x, _ = self.solve_with_change(b[:, None] if vec else b, None, None)
         return x[:, 0] if vec else x
 
+    @property
+    def perm_r(self) -> npt.NDArray[np.int64]:
+        """Row order: node ``i``'s right-hand side goes to row ``perm_r[i]`` of the solve."""
+        return self._perm_r
+
+    @property
+    def perm_c(self) -> npt.NDArray[np.int64]:
+        """Column order: node ``i``'s voltage is row ``perm_c[i]`` of the solve's result."""
+        return self._perm_c
+
     def arrays(
         self,
     ) -> tuple[
@@ -530,12 +540,10 @@ class WoodburyBasis:
     def __init__(self, base: Factor, nodes: npt.NDArray[np.int64]) -> None:
         self.base = base
         self.nodes = np.asarray(nodes, dtype=np.int64)
-        arrs = base.arrays()
-        perm_r, perm_c = arrs[10], arrs[11]
         sr, si, rr, ri = _unit_paths(
-            *arrs[:10],
-            np.ascontiguousarray(perm_r[self.nodes]),
-            np.ascontiguousarray(perm_c[self.nodes]),
+            *base.arrays()[:10],
+            np.ascontiguousarray(base.perm_r[self.nodes]),
+            np.ascontiguousarray(base.perm_c[self.nodes]),
         )
         self.s = _sparse_rows(sr, si)
         self.r = _sparse_rows(rr, ri)

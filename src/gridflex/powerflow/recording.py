@@ -70,7 +70,6 @@ class BranchCurrents:
         self.data = np.concatenate(data) if data else np.zeros(0, complex)
         self.row_start = row_start
         self.rating_normal_a = np.ascontiguousarray(br.rating_normal_a, dtype=np.float64)
-        self.rating_emerg_a = np.ascontiguousarray(br.rating_emerg_a, dtype=np.float64)
         self._net = net
         self._memo: dict[tuple[int, ...], ComplexArray] = {}
         # the regulator branches' blocks, gathered: position reg_off[b] for branch b (-1: not

@@ -574,13 +574,12 @@ def _single_setup(prob: _Problem, base: Factor) -> _Setup:
     worker threads may share it): it cost a pass over the injectors and nodes per call."""
     got = base.memo.get("single_setup")
     if got is None or got[0] is not prob:
-        arrs = base.arrays()
         inj = prob.inj
         got = (
             prob,
             kernel_setup(
-                arrs[10],
-                arrs[11],
+                base.perm_r,
+                base.perm_c,
                 inj.a,
                 inj.b,
                 inj.model,
@@ -1643,7 +1642,7 @@ def _anchor_spline(
     )
     if coarse.size < 2 or not first.converged.all():
         return None
-    perm_c = fac.arrays()[11]  # (L, U, 1/diag U, Pr, Pc)
+    perm_c = fac.perm_c
     guess = SplineGuess.fit(level[coarse], first.v, perm_c)
     fine = anchor_steps(level, _ANCHORS)
     # the fine anchors start from the coarse spline inside the lane kernel and land in one
@@ -1707,7 +1706,7 @@ def _solve_from_spline(
     solved = _Solved(v=v_out, iterations=iters, converged=conv, max_dv_pu=last_dv)
     bad = np.flatnonzero(~conv)
     if bad.size:
-        start = spline.evaluate(level[bad])[fac.arrays()[11]]  # back to node order
+        start = spline.evaluate(level[bad])[fac.perm_c]  # back to node order
         redo = _solve_steps(prob, state, w[:, bad], var[:, bad], start)
         solved.v[:, bad] = redo.v
         solved.iterations[bad] = redo.iterations
