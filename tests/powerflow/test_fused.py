@@ -16,6 +16,7 @@ import pytest
 from gridflex.network import load_network
 from gridflex.network.model import Network
 from gridflex.powerflow import timeseries as ts
+from gridflex.powerflow.phase_power import phase_power
 from gridflex.powerflow.recording import BranchCurrents, record_block
 
 STEPS = 40  # more than two lane widths, not a multiple of one
@@ -24,7 +25,7 @@ STEPS = 40  # more than two lane widths, not a multiple of one
 def _setup(net: Network) -> tuple[ts._Problem, ts.State, np.ndarray, np.ndarray, np.ndarray]:
     hours = np.arange(1.0, STEPS + 1.0) * 97.0  # spread over the year's shape
     inj = ts.build_injectors(net)
-    w, var, _ = ts._phase_power(net, inj, hours, snapshot=False)
+    w, var = phase_power(net, inj, hours, snapshot=False)[0].dense()
     prob = ts._build_problem(net, w.mean(axis=1), var.mean(axis=1), 1e-6)
     state = ts._initial_state(net)
     v0 = ts._no_load(prob, state, STEPS)

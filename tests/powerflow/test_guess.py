@@ -14,6 +14,7 @@ from gridflex.network import load_network
 from gridflex.powerflow import timeseries as ts
 from gridflex.powerflow.guess import SplineGuess, anchor_steps
 from gridflex.powerflow.linsolve import Factor
+from gridflex.powerflow.phase_power import PhasePower, phase_power
 
 
 def test_anchor_steps_cover_ranks_range_and_extremes() -> None:
@@ -83,7 +84,8 @@ def test_frozen_year_from_anchor_spline_matches_plain_starts(
     net = load_network(feeder_year("ieee/123Bus/IEEE123Master.dss", True))
     hours = np.arange(1.0, steps + 1.0)
     inj = ts.build_injectors(net)
-    w, var, _ = ts._phase_power(net, inj, hours, snapshot=False)
+    power = phase_power(net, inj, hours, snapshot=False)[0]
+    w, var = power.dense()
     prob = ts._build_problem(net, w.mean(axis=1), var.mean(axis=1), 1e-6)
     state = ts.snapshot_state(net, prob)
     fac = prob.factor(state, steps)
@@ -91,7 +93,7 @@ def test_frozen_year_from_anchor_spline_matches_plain_starts(
     level = w.sum(axis=0)
     v_nl = ts._no_load(prob, state, steps)
     with ThreadPoolExecutor(2) as pool:
-        spline = ts._anchor_spline(prob, state, fac, w, var, v_nl[:, 0], level, pool, 2)
+        spline = ts._anchor_spline(prob, state, fac, power, v_nl[:, 0], level, pool, 2)
     assert spline is not None
     # into a step-major buffer, as the frozen year does
     got = ts._solve_from_spline(
@@ -144,8 +146,8 @@ def test_frozen_year_in_level_order_reports_progress_and_agrees_with_time_order(
     assert got.iterations.mean() < ref.iterations.mean()
     # LoadShape1 repeats values: those steps are copies of their first occurrence, exactly
     inj = ts.build_injectors(net)
-    w, var, _ = ts._phase_power(net, inj, np.arange(1.0, steps + 1.0), snapshot=False)
-    first = ts._first_equal_step(w, var)
+    power = phase_power(net, inj, np.arange(1.0, steps + 1.0), snapshot=False)[0]
+    first = power.first_equal_step()
     dup = np.flatnonzero(first != np.arange(steps))
     assert dup.size > 100
     np.testing.assert_array_equal(got.v_pu[dup], got.v_pu[first[dup]])
@@ -162,7 +164,7 @@ def test_first_equal_step_groups_exactly_equal_load_vectors_only() -> None:
     var[:, 9] = np.nextafter(var[:, 4], 2.0)  # one ulp off in var: not a repeat
     w[:, 11] = w[:, 2]
     var[:, 11] = var[:, 2]
-    first = ts._first_equal_step(w, var)
+    first = PhasePower.from_dense(w, var).first_equal_step()
     expect = np.arange(12)
     expect[[7, 11]] = 2
     np.testing.assert_array_equal(first, expect)

@@ -19,6 +19,7 @@ from gridflex.network import load_network
 from gridflex.network.model import Network
 from gridflex.powerflow import timeseries as ts
 from gridflex.powerflow.linsolve import LowRankFactor
+from gridflex.powerflow.phase_power import PhasePower, phase_power
 
 STEPS = 12
 IEEE123 = "ieee/123Bus/IEEE123Master.dss"
@@ -27,7 +28,7 @@ IEEE123 = "ieee/123Bus/IEEE123Master.dss"
 def _setup(net: Network) -> tuple[ts._Problem, ts.State, np.ndarray, np.ndarray, np.ndarray]:
     hours = np.arange(1.0, STEPS + 1.0) * 331.0  # spread over the year's shape
     inj = ts.build_injectors(net)
-    w, var, _ = ts._phase_power(net, inj, hours, snapshot=False)
+    w, var = phase_power(net, inj, hours, snapshot=False)[0].dense()
     prob = ts._build_problem(net, w.mean(axis=1), var.mean(axis=1), 1e-6)
     state = ts._initial_state(net)
     return prob, state, w, var, ts._no_load(prob, state, STEPS)
@@ -126,7 +127,7 @@ def test_level_response_shift_reproduces_the_state_solutions(
 ) -> None:
     net = load_network(feeder_year(IEEE123, True))
     prob, state, w, var, v0 = _setup(net)
-    lv = ts._level_response(prob, state, w, var)
+    lv = ts._level_response(prob, state, PhasePower.from_dense(w, var))
     assert lv is not None
     exact = ts._solve_steps(prob, state, w.copy(), var.copy(), v0).v
     p = w.sum(axis=0)
@@ -136,4 +137,4 @@ def test_level_response_shift_reproduces_the_state_solutions(
     assert err < 1e-5, err
     w_gen = w.copy()
     w_gen[0] = -1.0
-    assert ts._level_response(prob, state, w_gen, var) is None
+    assert ts._level_response(prob, state, PhasePower.from_dense(w_gen, var)) is None

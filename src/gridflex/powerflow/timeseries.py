@@ -65,7 +65,6 @@ from gridflex.powerflow.injections import (
     injection_rhs_for,
     injector_power_w,
     phase_currents,
-    shape_multipliers,
 )
 from gridflex.powerflow.inverter import InverterSettings
 from gridflex.powerflow.linsolve import (
@@ -75,6 +74,7 @@ from gridflex.powerflow.linsolve import (
     WoodburyBasis,
     factorize,
 )
+from gridflex.powerflow.phase_power import PhasePower, phase_power
 from gridflex.powerflow.recording import BranchCurrents, record_block
 from gridflex.powerflow.result import StepFailure, TimeSeriesResult
 from gridflex.powerflow.single_step import fixed_point_single, kernel_setup
@@ -309,68 +309,6 @@ def _triplets(refs: IntArray, ys: ComplexArray) -> tuple[IntArray, IntArray, Com
     rr, cc = np.meshgrid(r, r, indexing="ij")
     vals = ys[:, keep][:, :, keep].reshape(ys.shape[0], -1)
     return rr.ravel(), cc.ravel(), vals
-
-
-def _phase_power(
-    net: Network, inj: Injectors, hours: FloatArray, snapshot: bool
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Nominal W and var per injector phase (n_inj x T) and PV available kW (n_pv x T)."""
-    t = hours.shape[0]
-    ld = net.loads
-    cache: dict[str, tuple[FloatArray, FloatArray]] = {}
-
-    def mult(name: str) -> tuple[FloatArray, FloatArray]:
-        if snapshot or not name:
-            return np.ones(t), np.ones(t)
-        if name not in cache:
-            cache[name] = shape_multipliers(net.loadshapes.get(name), hours)
-        return cache[name]
-
-    n = inj.n
-    # written straight into their rows (no per-load n_loads x T intermediate)
-    w = np.empty((n, t))
-    var = np.empty((n, t))
-    load_rows = np.flatnonzero(~inj.is_pv)
-    order = np.argsort(inj.element[load_rows], kind="stable")
-    by_load = np.split(load_rows[order], np.flatnonzero(np.diff(inj.element[load_rows][order])) + 1)
-    for rows in by_load if load_rows.size else []:
-        k = int(inj.element[rows[0]])
-        if ld.fixed[k]:
-            pm, qm = np.ones(t), np.ones(t)
-            factor = 1.0
-        else:
-            pm, qm = mult(ld.yearly[k])
-            factor = net.load_mult
-        shape = net.loadshapes.get(ld.yearly[k]) if ld.yearly[k] else None
-        nph = int(ld.n_phases[k])
-        if shape is not None and shape.use_actual and not snapshot and not ld.fixed[k]:
-            w_k, var_k = 1000.0, 1000.0
-        else:
-            w_k = 1000.0 * ld.kw[k] * factor
-            var_k = 1000.0 * ld.kvar[k] * factor
-        np.divide(np.multiply(w_k, pm, out=w[rows[0]]), nph, out=w[rows[0]])
-        np.divide(np.multiply(var_k, qm, out=var[rows[0]]), nph, out=var[rows[0]])
-        w[rows[1:]] = w[rows[0]]
-        var[rows[1:]] = var[rows[0]]
-    pv = net.pv
-    pv_avail_kw = np.zeros((len(pv), t))
-    pv_var = np.zeros((len(pv), t))
-    for k in range(len(pv)):
-        pm, _ = mult(pv.yearly[k])
-        p = np.minimum(pv.pmpp_kw[k] * pv.irradiance[k] * pm, pv.kva[k])
-        p = np.where(p * 100.0 < pv.cutin_pct[k] * pv.kva[k], 0.0, p)
-        pv_avail_kw[k] = p
-        if pv.pf_specified[k]:
-            pf = pv.pf[k]
-            q = p * np.sqrt(max(1.0 / pf**2 - 1.0, 0.0)) * np.sign(pf) if pf != 0 else 0 * p
-        else:
-            q = np.where(p > 0, pv.kvar[k], 0.0)
-        pv_var[k] = q
-    if len(pv):
-        nph_pv = pv.n_phases[inj.element[inj.is_pv]][:, None]
-        w[inj.is_pv] = -1000.0 * pv_avail_kw[inj.element[inj.is_pv]] / nph_pv
-        var[inj.is_pv] = -1000.0 * pv_var[inj.element[inj.is_pv]] / nph_pv
-    return w, var, pv_avail_kw
 
 
 def _build_problem(
@@ -820,17 +758,15 @@ def _shift_kernel(
             out[i, c] = base + (rows[jc, i] + slopes[jc, i] * d[c + 1])
 
 
-def _level_response(
-    prob: _Problem, state: State, w_all: FloatArray, var_all: FloatArray
-) -> _LevelResponse | None:
+def _level_response(prob: _Problem, state: State, power: PhasePower) -> _LevelResponse | None:
     """Solve up to :data:`_RESPONSE_LEVELS` steps of the run whose total loads span its range
     evenly, in ``state`` (one batch). Steps of the run, not a scaled mean load: loads without a
     shape stay constant, so only the run's own steps lie on its load trajectory (one
     parameter, the shape multiplier, for a feeder with one shape). ``None`` with generation in
     the injections, one load level only, or a level that does not converge."""
-    if np.any(w_all < 0.0):
+    if power.any_generation():
         return None
-    total = w_all.sum(axis=0)
+    total = power.total_w()
     lo, hi = float(total.min()), float(total.max())
     if not hi - lo > 1e-6 * max(abs(hi), 1.0):
         return None
@@ -841,9 +777,7 @@ def _level_response(
     idx = idx[keep]
     if idx.size < 2:
         return None
-    solved = _solve_steps(
-        prob, state, w_all[:, idx], var_all[:, idx], _no_load(prob, state, idx.size)
-    )
+    solved = _solve_steps(prob, state, *power.cols(idx), _no_load(prob, state, idx.size))
     if not solved.converged.all():
         return None
     return _LevelResponse(np.asarray(total[idx], dtype=float), solved.v)
@@ -1036,7 +970,7 @@ def snapshot_state(net: Network, prob: _Problem | None = None, max_control_iter:
     """Control state after one snapshot solve with controls on (nominal load, no shapes)."""
     hours = np.ones(1)
     inj = build_injectors(net) if prob is None else prob.inj
-    w, var, _ = _phase_power(net, inj, hours, snapshot=True)
+    w, var = phase_power(net, inj, hours, snapshot=True)[0].dense()
     if prob is None:
         prob = _build_problem(net, w[:, 0], var[:, 0], 1e-7)
     state = _initial_state(net)
@@ -1348,8 +1282,9 @@ def simulate(
     times, step_h = _resolve_time(start, steps, step, network)
     hours = np.asarray((np.arange(steps) + 1.0) * step_h, dtype=np.float64)
     inj = build_injectors(network)
-    w_all, var_all, pv_avail = _phase_power(network, inj, hours, snapshot=False)
-    prob = _build_problem(network, w_all.mean(axis=1), var_all.mean(axis=1), tolerance_pu)
+    power, pv_avail, _ = phase_power(network, inj, hours, snapshot=False)
+    w_mean, var_mean = power.mean()
+    prob = _build_problem(network, w_mean, var_mean, tolerance_pu)
 
     rec = _Recorder(prob, steps, pv_avail)
     failures: list[StepFailure] = []
@@ -1372,27 +1307,22 @@ def simulate(
     if controls == "off" and workers > 1 and steps > 2 * chunk:
         frozen_chunk = chunk if pv_all is not None else max(chunk, _FROZEN_CHUNK)
         t = _solve_frozen_parallel(
-            prob, state, w_all, var_all, pv_all, rec, frozen_chunk, workers, steps, progress
+            prob, state, power, pv_all, rec, frozen_chunk, workers, steps, progress
         )
     levels = None
     if controls == "static" and pv_all is None:
-        levels = _level_response(prob, state, w_all, var_all)
+        levels = _level_response(prob, state, power)
     while t < steps:
         cols = np.arange(t, min(t + window, steps))
-        w = w_all[:, cols]
-        var = var_all[:, cols]
+        w, var = power.cols(cols)
         pv_chunk = pv_all.sub(cols) if pv_all is not None else None
         if v_prev is None:
             # pilot: one step at the run's mean load anchors the initial guesses
             pilot = _solve_steps(
-                prob,
-                state,
-                w_all.mean(axis=1)[:, None],
-                var_all.mean(axis=1)[:, None],
-                _no_load(prob, state, 1),
+                prob, state, w_mean[:, None], var_mean[:, None], _no_load(prob, state, 1)
             )
             v_prev = pilot.v[:, 0].copy()
-            p_prev = float(w_all.mean(axis=1).sum())
+            p_prev = float(w_mean.sum())
         if levels is not None:
             v0 = levels.shift(v_prev, p_prev, w.sum(axis=0))
         else:
@@ -1499,8 +1429,7 @@ def simulate(
 def _solve_frozen_parallel(
     prob: _Problem,
     state: State,
-    w_all: FloatArray,
-    var_all: FloatArray,
+    power: PhasePower,
     pv_all: _PVState | None,
     rec: _Recorder,
     chunk: int,
@@ -1517,13 +1446,11 @@ def _solve_frozen_parallel(
     kernels release the GIL; each chunk records its own rows. Returns the number of steps done
     (all of them).
     """
-    w_mean = w_all.mean(axis=1)
-    pilot = _solve_steps(
-        prob, state, w_mean[:, None], var_all.mean(axis=1)[:, None], _no_load(prob, state, 1)
-    )
+    w_mean, var_mean = power.mean()
+    pilot = _solve_steps(prob, state, w_mean[:, None], var_mean[:, None], _no_load(prob, state, 1))
     v_ref = pilot.v[:, 0].copy()
     p_ref = float(w_mean.sum())
-    level = w_all.sum(axis=0)
+    level = power.total_w()
     local = threading.local()
 
     def buffer(k: int) -> ComplexArray:
@@ -1543,11 +1470,10 @@ def _solve_frozen_parallel(
         fac = prob.factor(state, chunk)
         spline = None
         if pv_all is None and isinstance(fac, Factor):
-            spline = _anchor_spline(prob, state, fac, w_all, var_all, v_ref, level, ex, workers)
+            spline = _anchor_spline(prob, state, fac, power, v_ref, level, ex, workers)
 
         def work(cols: IntArray) -> IntArray:
-            w = w_all[:, cols]
-            var = var_all[:, cols]
+            w, var = power.cols(cols)
             if spline is not None and isinstance(fac, Factor):
                 solved = _solve_from_spline(
                     prob, state, fac, w, var, spline, level[cols], buffer(cols.size)
@@ -1563,7 +1489,7 @@ def _solve_frozen_parallel(
         # a step whose load vector equals an earlier step's has that step's solution (the
         # same start, the same arithmetic): it is copied, not solved (the 8500-node feeder's
         # LoadShape1 repeats 3,254 of its 8,760 hourly values)
-        first = _first_equal_step(w_all, var_all) if pv_all is None else np.arange(steps)
+        first = power.first_equal_step() if pv_all is None else np.arange(steps)
         solve = np.flatnonzero(first == np.arange(steps))
         copies = np.flatnonzero(first != np.arange(steps))
 
@@ -1587,34 +1513,11 @@ def _solve_frozen_parallel(
     return steps
 
 
-def _first_equal_step(w_all: FloatArray, var_all: FloatArray) -> IntArray:
-    """Per step, the first step with exactly its load vector (W and var of every injector).
-
-    Columns are grouped by a random projection, then compared exactly (a projection collision
-    only costs a solve: the step keeps its own index).
-    """
-    steps = w_all.shape[1]
-    rng = np.random.default_rng(20261122)
-    key = rng.standard_normal(w_all.shape[0]) @ w_all + 1j * (
-        rng.standard_normal(var_all.shape[0]) @ var_all
-    )
-    _, first_idx, inverse = np.unique(key, return_index=True, return_inverse=True)
-    first = np.asarray(first_idx[inverse.ravel()], dtype=np.int64)
-    cand = np.flatnonzero(first != np.arange(steps))
-    for part in np.array_split(cand, max(1, cand.size // 512)):
-        same = np.all(w_all[:, part] == w_all[:, first[part]], axis=0) & np.all(
-            var_all[:, part] == var_all[:, first[part]], axis=0
-        )
-        first[part[~same]] = part[~same]
-    return first
-
-
 def _anchor_spline(
     prob: _Problem,
     state: State,
     fac: Factor,
-    w_all: FloatArray,
-    var_all: FloatArray,
+    power: PhasePower,
     v_start: ComplexArray,
     level: FloatArray,
     pool: ThreadPoolExecutor,
@@ -1634,11 +1537,7 @@ def _anchor_spline(
         return None
     coarse = anchor_steps(level, _COARSE_ANCHORS)
     first = _solve_steps(
-        prob,
-        state,
-        w_all[:, coarse],
-        var_all[:, coarse],
-        np.repeat(v_start[:, None], coarse.size, axis=1),
+        prob, state, *power.cols(coarse), np.repeat(v_start[:, None], coarse.size, axis=1)
     )
     if coarse.size < 2 or not first.converged.all():
         return None
@@ -1653,9 +1552,7 @@ def _anchor_spline(
     def solve(part: int) -> _Solved:
         sl = slice(int(bounds[part]), int(bounds[part + 1]))
         idx = fine[sl]
-        return _solve_from_spline(
-            prob, state, fac, w_all[:, idx], var_all[:, idx], guess, level[idx], v[:, sl]
-        )
+        return _solve_from_spline(prob, state, fac, *power.cols(idx), guess, level[idx], v[:, sl])
 
     parts = [p for p in range(workers) if bounds[p + 1] > bounds[p]]
     ok = np.concatenate([s.converged for s in pool.map(solve, parts)])
