@@ -54,7 +54,7 @@ def test_a_daily_shape_repeats_every_day_and_snapshot_is_nominal(tmp_path: Path)
     # hour by hour (load, solar) pairs; hours 4 and 12 repeat hours 2 and 11 within the day
     pairs = list(zip(RES.split(), SOLAR.split(), strict=True)) * 3
     expect = [pairs.index(p) for p in pairs]
-    assert expect[4] == 2 and expect[12] == 11 and expect[30] == 6
+    assert (expect[4], expect[12], expect[30]) == (2, 11, 6)
     np.testing.assert_array_equal(first, expect)
     net = load_network(_pv_case(tmp_path, with_invcontrol=False))
     snap, _, _ = phase_power(net, build_injectors(net), np.ones(1), snapshot=True)

@@ -123,6 +123,33 @@ def test_emergency_loading_from_a_per_branch_scale_gives_the_same_rows(tmp_path:
         res.loading_emerg_pct()
 
 
+def test_float32_results_are_judged_and_printed_as_the_numbers_they_hold(tmp_path: Path) -> None:
+    """``simulate`` keeps voltages and loadings in float32: float32(0.95) = 0.949999988 is
+    below 0.95 (an undervoltage), float32(1.05) = 1.04999995 is not above 1.05; both paths
+    compare and print the exact stored number."""
+    res = _result(200)
+    res.v_pu = res.v_pu.astype(np.float32)
+    res.branch_loading_pct = res.branch_loading_pct.astype(np.float32)
+    res.branch_loading_emerg_pct = None
+    res.branch_emerg_scale = np.array([0.8, 0.5, np.nan])
+    lim = Limits(0.95, 1.05, 100.0, 100.0, 0.0, name="t")
+    path = tmp_path / "v.csv"
+    scan = write_violations_from_result(res, path, lim)
+    ref = find_violations(res, lim)
+    back = read_violations_csv(path)
+    assert len(back) == len(ref) == sum(scan.rows.values())
+    assert back["element"].tolist() == ref["element"].astype(str).tolist()
+    np.testing.assert_allclose(back["value"], ref["value"], rtol=1e-11, atol=0)
+    at_4 = ref[ref["time"] == res.time[4]]
+    under = at_4[at_4["kind"] == "undervoltage"]
+    assert "bus,a.1" in under["element"].astype(str).tolist()
+    assert under["value"].iloc[0] == float(np.float32(0.95))
+    assert not ((at_4["kind"] == "overvoltage") & (at_4["element"] == "src.1")).any()
+    # the CSV holds the float32 value's 12 significant digits
+    row = back[(back["time"] == res.time[4]) & (back["element"] == "bus,a.1")]
+    assert row["value"].iloc[0] == float(f"{np.float32(0.95):.12g}")
+
+
 def test_names_are_quoted_only_when_needed(tmp_path: Path) -> None:
     res = _result()
     path = tmp_path / "v.csv"

@@ -3,11 +3,14 @@
 One folder per run (``docs/sim.md`` and the README state the contract):
 
 ``voltages_pu.parquet``
-    One row per time step: ``time`` (timestamp, UTC) then one float64 column per node-phase,
+    One row per time step: ``time`` (timestamp, UTC) then one float32 column per node-phase,
     named as OpenDSS names it (``bus.phase``, lower case); value = |V| in pu of that node's base.
 ``branch_loading.parquet``
     Same layout, one column per branch named ``class.name`` (``line.l115``); value = max over
     phases and terminals of |I| / normal rating x 100.
+
+    Both hold float32 values, as ``simulate`` keeps them (``TimeSeriesResult``); a result
+    given in float64 is written in float64.
 ``power.parquet``
     ``time``, ``source_p_kw``, ``source_q_kvar``, ``losses_kw``, ``pv_curtailed_kw`` (feeder
     total),
@@ -39,6 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gridflex.errors import InputError
+from gridflex.powerflow.result import ValueArray, value_array
 from gridflex.powerflow.violations import (
     SOURCE_ELEMENT,
     VIOLATION_COLUMNS,
@@ -88,8 +92,8 @@ ROW_GROUP_VALUES = 24_000_000
 PARQUET_COMPRESSION = "lz4"
 
 
-def _check_wide(time: Any, names: Sequence[str], values: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    arr = np.asarray(values, dtype=np.float64)
+def _check_wide(time: Any, names: Sequence[str], values: npt.ArrayLike) -> ValueArray:
+    arr = value_array(values)
     n_time = len(pd.DatetimeIndex(time))
     if arr.ndim != 2 or arr.shape != (n_time, len(names)):
         raise InputError(
@@ -103,7 +107,7 @@ def _check_wide(time: Any, names: Sequence[str], values: npt.ArrayLike) -> npt.N
 
 
 def wide_table(time: Any, names: Sequence[str], values: npt.ArrayLike) -> pa.Table:
-    """A ``time`` column then one float64 column per name, from a ``(T, N)`` array.
+    """A ``time`` column then one float column per name (float32 or float64 as ``values``).
 
     Parameters
     ----------
@@ -143,7 +147,7 @@ def write_wide_parquet(time: Any, names: Sequence[str], values: npt.ArrayLike, p
     rows = max(1, ROW_GROUP_VALUES // max(1, arr.shape[1]))
     schema = pa.schema(
         [pa.field("time", pa.timestamp("us", tz="UTC"))]
-        + [pa.field(n, pa.float64()) for n in names]
+        + [pa.field(n, pa.from_numpy_dtype(arr.dtype)) for n in names]
     )
     with pq.ParquetWriter(path, schema, **_parquet_options(schema)) as writer:
         for r0 in range(0, max(arr.shape[0], 1), rows):

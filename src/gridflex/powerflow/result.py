@@ -7,6 +7,7 @@ violation detection reads them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +16,17 @@ import pandas as pd
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+#: per-unit voltages and loadings: float32 from :func:`~gridflex.powerflow.simulate`, float64
+#: from other sources
+ValueArray = npt.NDArray[np.floating[Any]]
+
+
+def value_array(a: npt.ArrayLike) -> ValueArray:
+    """``a`` itself when it holds float32 or float64 values (no copy), else as float64."""
+    arr = np.asarray(a)
+    if arr.dtype in (np.float32, np.float64):
+        return arr
+    return np.asarray(arr, dtype=np.float64)
 
 
 @dataclass
@@ -37,6 +49,9 @@ class TimeSeriesResult:
         UTC ``DatetimeIndex`` (T,).
     node_names, v_pu:
         ``bus.phase`` names and voltage magnitudes (T x N) in per unit of each node's base.
+        ``simulate`` stores them, and the branch loadings, in single precision (float32, as
+        OpenDSS monitors store their samples): 6e-8 relative, far below the solver's 1e-6 pu
+        tolerance, and half the memory (a year of the 8500-node feeder: 299 + 171 MB).
     branch_names, branch_loading_pct, branch_loading_emerg_pct:
         ``class.name``; max over phase conductors and terminals of |I| / rating x 100 (T x B);
         NaN for unrated elements (rating 0). ``branch_loading_emerg_pct`` may be None when
@@ -65,10 +80,10 @@ class TimeSeriesResult:
 
     time: pd.DatetimeIndex
     node_names: list[str]
-    v_pu: FloatArray
+    v_pu: ValueArray
     branch_names: list[str]
-    branch_loading_pct: FloatArray
-    branch_loading_emerg_pct: FloatArray | None
+    branch_loading_pct: ValueArray
+    branch_loading_emerg_pct: ValueArray | None
     source_p_kw: FloatArray
     source_q_kvar: FloatArray
     regulator_names: list[str]
@@ -95,7 +110,7 @@ class TimeSeriesResult:
         """Number of time steps."""
         return int(self.v_pu.shape[0])
 
-    def loading_emerg_pct(self) -> FloatArray:
+    def loading_emerg_pct(self) -> ValueArray:
         """(T, B) branch loading in % of the emergency rating (computed when not stored)."""
         if self.branch_loading_emerg_pct is not None:
             return self.branch_loading_emerg_pct

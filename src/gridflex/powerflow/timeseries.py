@@ -998,8 +998,10 @@ class _Recorder:
         # first write of each page costs a page fault, on the VM this is measured on ~2 s of
         # system time per GB of fresh memory: a thread takes those faults while the solver
         # prepares (snapshot, anchors), and recording waits for it (_record)
-        self.v_pu = np.empty((t, self.n))
-        self.load_pct = np.empty((t, self.b))
+        # single precision (TimeSeriesResult says why): 470 MB instead of 940 MB of fresh
+        # pages for a year of the 8500-node feeder
+        self.v_pu = np.empty((t, self.n), dtype=np.float32)
+        self.load_pct = np.empty((t, self.b), dtype=np.float32)
         self._toucher = threading.Thread(
             target=_touch_pages,
             args=((self.v_pu, self.load_pct),),

@@ -31,6 +31,7 @@ import pandas as pd
 import yaml
 
 from gridflex.errors import InputError
+from gridflex.powerflow.result import ValueArray, value_array
 
 #: The ``kind`` values of ``violations.csv``, in the order rows are sorted within a time step.
 VIOLATION_KINDS: tuple[str, ...] = (
@@ -213,8 +214,8 @@ def _table(time: pd.DatetimeIndex, parts: Sequence[_Part]) -> pd.DataFrame:
     )
 
 
-def _check_shape(arr: FloatArray, n_time: int, names: Sequence[str], what: str) -> FloatArray:
-    a = np.asarray(arr, dtype=np.float64)
+def _check_shape(arr: npt.ArrayLike, n_time: int, names: Sequence[str], what: str) -> ValueArray:
+    a = value_array(arr)  # float32 results stay float32 (no year-long float64 copy)
     if a.ndim == 1:
         a = a[:, None]
     if a.shape != (n_time, len(names)):
@@ -280,11 +281,14 @@ def _voltage_parts(
     v = _check_shape(v_pu, len(t), node_names, "v_pu")
     parts = []
     for kind, mask, lim in (
-        ("undervoltage", v < undervoltage_pu, undervoltage_pu),
-        ("overvoltage", v > overvoltage_pu, overvoltage_pu),
+        # float64 limits: a float32 value is compared as the exact number it is (against a
+        # Python float NumPy would round the limit to float32: 0.95 -> 0.949999988)
+        ("undervoltage", v < np.float64(undervoltage_pu), undervoltage_pu),
+        ("overvoltage", v > np.float64(overvoltage_pu), overvoltage_pu),
     ):
         ti, ei = np.nonzero(mask)
-        parts.append(_Part(ti, ei, node_names, kind, v[ti, ei], np.full(len(ti), lim)))
+        value = v[ti, ei].astype(np.float64)
+        parts.append(_Part(ti, ei, node_names, kind, value, np.full(len(ti), lim)))
     return parts
 
 
@@ -338,16 +342,15 @@ def _thermal_parts(
     emergency_pct: float,
 ) -> list[_Part]:
     load = _check_shape(loading_pct, len(t), branch_names, "loading_pct")
-    ti, ei = np.nonzero(load > normal_pct)
-    parts = [
-        _Part(ti, ei, branch_names, "thermal_normal", load[ti, ei], np.full(len(ti), normal_pct))
-    ]
+    ti, ei = np.nonzero(load > np.float64(normal_pct))
+    value = load[ti, ei].astype(np.float64)
+    parts = [_Part(ti, ei, branch_names, "thermal_normal", value, np.full(len(ti), normal_pct))]
     if loading_emerg_pct is not None:
         emerg = _check_shape(loading_emerg_pct, len(t), branch_names, "loading_emerg_pct")
-        ti, ei = np.nonzero(emerg > emergency_pct)
-        value = load[ti, ei]
+        ti, ei = np.nonzero(emerg > np.float64(emergency_pct))
+        value = load[ti, ei].astype(np.float64)
         # normal/emergency rating ratio from the two loadings of the same current
-        limit = emergency_pct * value / emerg[ti, ei]
+        limit = emergency_pct * value / emerg[ti, ei].astype(np.float64)
         parts.append(_Part(ti, ei, branch_names, "thermal_emergency", value, limit))
     return parts
 
@@ -386,8 +389,9 @@ def _reverse_part(
     t: pd.DatetimeIndex, element_names: Sequence[str], p_kw: FloatArray, min_p_kw: float
 ) -> _Part:
     p = _check_shape(p_kw, len(t), element_names, "p_kw")
-    ti, ei = np.nonzero(p < min_p_kw)
-    return _Part(ti, ei, element_names, "reverse_power", p[ti, ei], np.full(len(ti), min_p_kw))
+    ti, ei = np.nonzero(p < np.float64(min_p_kw))
+    value = p[ti, ei].astype(np.float64)
+    return _Part(ti, ei, element_names, "reverse_power", value, np.full(len(ti), min_p_kw))
 
 
 class _ResultLike(Protocol):

@@ -424,21 +424,21 @@ def _scan(
     while t < min(t_end, n_steps) and (not emit or pos + step_bytes <= cap):
         seen = np.zeros(5, dtype=np.bool_)
         for j in range(n):
-            x = v[t, j]
+            x = float(v[t, j])  # float32 results: formatted as the float64 they equal
             if x < uv:
                 if emit:
                     pos = _emit(buf, pos, pieces, at, size, base, t, 0, j, x, uv)
                 _note(stats_rows, flags, worst_val, worst_at, 0, t, j, x, uv, True)
                 seen[0] = True
         for j in range(n):
-            x = v[t, j]
+            x = float(v[t, j])  # float32 results: formatted as the float64 they equal
             if x > ov:
                 if emit:
                     pos = _emit(buf, pos, pieces, at, size, base, t, 1, j, x, ov)
                 _note(stats_rows, flags, worst_val, worst_at, 1, t, j, x, ov, False)
                 seen[1] = True
         for j in range(nb_):
-            x = load[t, j]
+            x = float(load[t, j])
             if x > tn:
                 if emit:
                     pos = _emit(buf, pos, pieces, at, size, base, t, 2, j, x, tn)
@@ -446,10 +446,10 @@ def _scan(
                 seen[2] = True
         if emerg_mode != 0:
             for j in range(nb_):
-                x = load[t, j]
+                x = float(load[t, j])
                 # % of the emergency rating: given (1), or the normal loading x normal/emergency
                 # rating (2: one row of per-branch ratios)
-                y = emerg[t, j] if emerg_mode == 1 else x * emerg[0, j]
+                y = float(emerg[t, j]) if emerg_mode == 1 else x * emerg[0, j]
                 if y > te:
                     # normal/emergency rating ratio from the two loadings of the same current
                     limit = te * x / y

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from gridflex.errors import InputError
+from gridflex.powerflow.result import value_array
 
 if TYPE_CHECKING:
     from gridflex.network.model import Network
@@ -451,14 +452,14 @@ def run_simulation(
 
 
 def _nanmax(a: Any) -> float | None:
-    arr = np.asarray(a, dtype=np.float64)
+    arr = value_array(a)
     if not arr.size or np.all(np.isnan(arr)):
         return None
     return float(np.nanmax(arr))
 
 
 def _nanmin(a: Any) -> float | None:
-    arr = np.asarray(a, dtype=np.float64)
+    arr = value_array(a)
     if not arr.size or np.all(np.isnan(arr)):
         return None
     return float(np.nanmin(arr))

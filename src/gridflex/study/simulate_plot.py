@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numba as nb
 import numpy as np
 
+from gridflex.powerflow.result import value_array
+
 if TYPE_CHECKING:
     from gridflex.powerflow.violations import Limits
 
@@ -45,7 +47,7 @@ def envelope(v_pu: Any) -> tuple[np.ndarray, np.ndarray]:
     One compiled pass over the ``(T, N)`` array: ``np.nanmin`` would copy it whole (600 MB for a
     year of the 8500-node feeder).
     """
-    v = np.asarray(v_pu, dtype=np.float64)
+    v = value_array(v_pu)
     if v.ndim != 2 or v.shape[1] == 0:
         return np.full(v.shape[0], np.nan), np.full(v.shape[0], np.nan)
     lo = np.empty(v.shape[0])
@@ -74,7 +76,7 @@ def _bin_envelope(
 
 def loading_duration(loading_pct: Any) -> np.ndarray:
     """Highest branch loading per step, sorted from highest to lowest (NaN = unrated dropped)."""
-    a = np.asarray(loading_pct, dtype=np.float64)
+    a = value_array(loading_pct)
     if not a.size:
         return np.zeros(0)
     per_step = envelope(a)[1]
