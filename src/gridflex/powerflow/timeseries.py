@@ -74,6 +74,7 @@ from gridflex.powerflow.linsolve import (
     WoodburyBasis,
     factorize,
 )
+from gridflex.powerflow.memory import result_array
 from gridflex.powerflow.phase_power import PhasePower, phase_power
 from gridflex.powerflow.recording import BranchCurrents, record_block
 from gridflex.powerflow.result import StepFailure, TimeSeriesResult
@@ -1000,8 +1001,8 @@ class _Recorder:
         # prepares (snapshot, anchors), and recording waits for it (_record)
         # single precision (TimeSeriesResult says why): 470 MB instead of 940 MB of fresh
         # pages for a year of the 8500-node feeder
-        self.v_pu = np.empty((t, self.n), dtype=np.float32)
-        self.load_pct = np.empty((t, self.b), dtype=np.float32)
+        self.v_pu = result_array((t, self.n), np.float32)
+        self.load_pct = result_array((t, self.b), np.float32)
         self._toucher = threading.Thread(
             target=_touch_pages,
             args=((self.v_pu, self.load_pct),),
