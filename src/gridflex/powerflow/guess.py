@@ -35,6 +35,8 @@ import numba as nb
 import numpy as np
 import numpy.typing as npt
 
+from gridflex.powerflow.memory import result_array
+
 ComplexArray = npt.NDArray[np.complex128]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -95,8 +97,9 @@ class SplineGuess:
         perm = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
         if not (v.flags.c_contiguous or v.flags.f_contiguous):
             v = np.ascontiguousarray(v)
-        coef_re = np.empty((x.size - 1, 4, n))
-        coef_im = np.empty((x.size - 1, 4, n))
+        # written once, then read (memory.result_array says why small pages)
+        coef_re = result_array((x.size - 1, 4, n), np.float64)
+        coef_im = result_array((x.size - 1, 4, n), np.float64)
         _hermite_bessel(x, v.astype(np.complex128, copy=False), perm, coef_re, coef_im)
         return cls(x, coef_re, coef_im)
 

@@ -1464,7 +1464,7 @@ def _solve_frozen_parallel(
         # feeder, most of it TLB misses
         buf: ComplexArray | None = getattr(local, "v", None)
         if buf is None or buf.shape[1] != k:
-            buf = np.empty((k, prob.n), dtype=np.complex128).T
+            buf = result_array((k, prob.n), np.complex128).T
             if k == chunk:
                 local.v = buf
         return buf
@@ -1549,7 +1549,7 @@ def _anchor_spline(
     fine = anchor_steps(level, _ANCHORS)
     # the fine anchors start from the coarse spline inside the lane kernel and land in one
     # step-major array, which the fit reads as it is
-    v = np.empty((fine.size, prob.n), dtype=np.complex128).T
+    v = result_array((fine.size, prob.n), np.complex128).T
     bounds = np.linspace(0, fine.size, workers + 1).astype(np.int64)
 
     def solve(part: int) -> _Solved:
