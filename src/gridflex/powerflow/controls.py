@@ -186,19 +186,24 @@ def regulator_pending_taps(net: Network, r: int, v: ComplexArray, tap_pos: int) 
 class _RegTable:
     """Every regulator's sampling as arrays, for the regulators the compiled sampler covers.
 
-    A regulator is *plain* when its control voltage is one node-to-node difference: no
-    line-drop compensation, a fixed PT phase (not max/min) and a wye winding (or a remote bus,
-    whose node voltage is used). Those are sampled together in a few array operations; the
-    others keep :func:`regulator_pending_taps`. The arithmetic is the scalar sampler's, term
-    by term, so both give the same taps (``_plain_regs``).
+    A regulator is *plain* when its control voltage is one node-to-node difference: a fixed
+    PT phase (not max/min) and a wye winding (or a remote bus, whose node voltage is used),
+    with or without line-drop compensation. Those are sampled together in one compiled call;
+    the others keep :func:`regulator_pending_taps`. The arithmetic is the scalar sampler's,
+    term by term (``_plain_regs``), except that the compensated current's one Yprim row is
+    summed in order where the scalar sampler takes NumPy's matrix product: the two can differ
+    in the last bit of that current.
     """
 
     def __init__(self, net: Network) -> None:
         n_reg = len(net.regulators)
         specs = [_reg_spec(net, r) for r in range(n_reg)]
-        plain, node_a, node_b = [], [], []
+        plain: list[int] = []
+        node_a: list[int] = []
+        node_b: list[int] = []
+        phases: list[int] = []
         for r, sp_ in enumerate(specs):
-            if sp_.ldc or sp_.setting <= 0:
+            if sp_.setting <= 0:
                 continue
             if sp_.mon is not None:
                 ph = min(max(sp_.setting, 1), len(sp_.mon)) - 1
@@ -214,6 +219,7 @@ class _RegTable:
             plain.append(r)
             node_a.append(a)
             node_b.append(b)
+            phases.append(ph)
         self.plain = np.asarray(plain, dtype=np.int64)
         self.other = [r for r in range(n_reg) if r not in set(plain)]
         self.a = np.asarray(node_a, dtype=np.int64)
@@ -228,6 +234,22 @@ class _RegTable:
         self.step_pu = np.array([x.step_pu for x in sel], dtype=float)
         self.tap_min = np.array([x.tap_min for x in sel], dtype=np.int64)
         self.tap_max = np.array([x.tap_max for x in sel], dtype=np.int64)
+        # line-drop compensation: the current of the controlled phase's conductor is row
+        # row0 + ph of the Yprim at the present tap times the branch's terminal voltages
+        self.ldc = np.array([x.ldc for x in sel], dtype=bool)
+        self.ldc_rx = np.array([x.ldc_rx for x in sel], dtype=np.complex128)
+        self.ct = np.array([x.ct_primary if x.ldc else 1.0 for x in sel], dtype=float)
+        width = max([x.refs.size for x in sel if x.ldc] or [1])
+        n_taps = max([len(x.y_by_tap) for x in sel if x.ldc] or [1])
+        self.ldc_nodes = np.full((len(sel), width), -1, dtype=np.int64)
+        self.ldc_y = np.zeros((len(sel), n_taps, width), dtype=np.complex128)
+        for q, x in enumerate(sel):
+            if not x.ldc:
+                continue
+            self.ldc_nodes[q, : x.refs.size] = np.where(x.ok, x.refs, -1)
+            row = x.row0 + phases[q]
+            for t, y in enumerate(x.y_by_tap):
+                self.ldc_y[q, t, : x.refs.size] = y[row]
 
 
 _REG_TABLES: dict[int, tuple[weakref.ref[object], _RegTable]] = {}
@@ -247,6 +269,11 @@ def _plain_regs(
     step_pu: np.ndarray,
     tap_min: np.ndarray,
     tap_max: np.ndarray,
+    ldc: np.ndarray,
+    ldc_rx: np.ndarray,
+    ct: np.ndarray,
+    ldc_nodes: np.ndarray,
+    ldc_y: np.ndarray,
     pos: np.ndarray,
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
@@ -255,8 +282,18 @@ def _plain_regs(
     ``hypot``, round half to even)."""
     for q in range(a.shape[0]):
         vw = v[a[q]] - (v[b[q]] if b[q] >= 0 else 0j)
-        vlocal = abs(vw / ptr[q])
-        vboost = vreg[q] - vlocal
+        vcontrol = vw / ptr[q]
+        vlocal = abs(vcontrol)
+        vactual = vlocal
+        if ldc[q]:
+            t = pos[q] - tap_min[q]
+            cur = 0j
+            for j in range(ldc_nodes.shape[1]):
+                nd = ldc_nodes[q, j]
+                if nd >= 0:
+                    cur += ldc_y[q, t, j] * v[nd]
+            vactual = abs(vcontrol + ldc_rx[q] * (cur / ct[q]))
+        vboost = vreg[q] - vactual
         need = abs(vboost) > half_band[q]
         if vlimit[q] > 0 and vlocal > vlimit[q]:
             need = True
@@ -301,6 +338,11 @@ def regulators_pending(
             tb.step_pu,
             tb.tap_min,
             tb.tap_max,
+            tb.ldc,
+            tb.ldc_rx,
+            tb.ct,
+            tb.ldc_nodes,
+            tb.ldc_y,
             pos,
             steps,
         )
