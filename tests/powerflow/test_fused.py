@@ -54,6 +54,27 @@ def test_fused_kernel_matches_numpy_iteration(
     assert np.all(again.max_dv_pu < prob.tol_pu)
 
 
+def test_a_split_solve_gives_the_numbers_of_one_kernel_call(
+    feeder_year: Callable[[str, bool], Path],
+) -> None:
+    """40 columns run as two halves on two threads: bit for bit the one-call result."""
+    import numba as nb
+
+    if nb.get_num_threads() < 2:
+        pytest.skip("one Numba thread: solves are never split")
+    net = load_network(feeder_year("ieee/123Bus/IEEE123Master.dss", True))
+    prob, state, w, var, v0 = _setup(net)
+    assert STEPS >= ts._SPLIT_MIN_COLS
+    fac = prob.factor(state)
+    assert isinstance(fac, ts.Factor)
+    one = ts._fixed_point_fused(prob, fac, w, var, v0, prob.y_nom, 60, None, split=False)
+    two = ts._fixed_point_fused(prob, fac, w, var, v0, prob.y_nom, 60, None)
+    assert one.converged.all()
+    np.testing.assert_array_equal(two.v, one.v)
+    np.testing.assert_array_equal(two.iterations, one.iterations)
+    np.testing.assert_array_equal(two.max_dv_pu, one.max_dv_pu)
+
+
 def test_fused_kernel_reports_steps_out_of_iterations(
     feeder_year: Callable[[str, bool], Path],
 ) -> None:

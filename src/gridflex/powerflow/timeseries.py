@@ -100,6 +100,20 @@ _COARSE_ANCHORS = 16
 #: where mixing only costs memory traffic)
 _SPLINE_ANDERSON = False
 _MAX_ITER = 60
+#: solves of this many columns or more run as two halves on two threads (controlled runs'
+#: windows between control actions; the frozen year has its own thread pool): two full lane
+#: group each
+_SPLIT_MIN_COLS = 2 * 16
+_SPLIT_POOL: list[ThreadPoolExecutor] = []
+
+
+def _split_pool() -> ThreadPoolExecutor:
+    """The one extra thread that solves the second half of a split solve."""
+    if not _SPLIT_POOL:
+        _SPLIT_POOL.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="gridflex-half"))
+    return _SPLIT_POOL[0]
+
+
 _FALLBACK_ITER = 60
 _CACHE_SIZE = 64
 #: control-iteration solves up to this many steps use low-rank updates of the anchor LU
@@ -543,9 +557,31 @@ def _fixed_point_fused(
     y_nom: ComplexArray,
     max_iter: int,
     tol_pu: float | None,
+    split: bool = True,
 ) -> _Solved:
-    """:func:`_fixed_point` without inverter functions, in one compiled kernel (``fused``)."""
+    """:func:`_fixed_point` without inverter functions, in one compiled kernel (``fused``).
+
+    With ``split``, :data:`_SPLIT_MIN_COLS` columns or more are solved as two halves on two
+    threads (the kernel releases the GIL; columns are independent, so the numbers are the
+    same); the halves never split again (the extra thread would wait on itself).
+    """
     k = v0.shape[1]
+    if split and k >= _SPLIT_MIN_COLS and nb.get_num_threads() > 1:
+        h = k // 2
+        half = _split_pool().submit(
+            _fixed_point_fused, prob, fac, w[:, h:], var[:, h:], v0[:, h:], y_nom, max_iter,
+            tol_pu, False,
+        )  # fmt: skip
+        first = _fixed_point_fused(
+            prob, fac, w[:, :h], var[:, :h], v0[:, :h], y_nom, max_iter, tol_pu, False
+        )
+        second = half.result()
+        return _Solved(
+            v=np.hstack([first.v, second.v]),
+            iterations=np.concatenate([first.iterations, second.iterations]),
+            converged=np.concatenate([first.converged, second.converged]),
+            max_dv_pu=np.concatenate([first.max_dv_pu, second.max_dv_pu]),
+        )
     inj = prob.inj
     v = np.empty((prob.n, k), dtype=np.complex128)
     iters = np.zeros(k, dtype=np.int64)
