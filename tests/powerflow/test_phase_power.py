@@ -16,7 +16,7 @@ from tests.powerflow.test_inverter import RES, SOLAR, _pv_case
 def _case(tmp_path: Path, steps: int = 48) -> tuple[PhasePower, np.ndarray, np.ndarray]:
     net = load_network(_pv_case(tmp_path, with_invcontrol=False))
     inj = build_injectors(net)
-    power, avail_kw, _ = phase_power(net, inj, np.arange(1.0, steps + 1.0), snapshot=False)
+    power, avail_kw = phase_power(net, inj, np.arange(1.0, steps + 1.0), snapshot=False)
     return power, avail_kw, inj.is_pv
 
 
@@ -57,7 +57,7 @@ def test_a_daily_shape_repeats_every_day_and_snapshot_is_nominal(tmp_path: Path)
     assert (expect[4], expect[12], expect[30]) == (2, 11, 6)
     np.testing.assert_array_equal(first, expect)
     net = load_network(_pv_case(tmp_path, with_invcontrol=False))
-    snap, _, _ = phase_power(net, build_injectors(net), np.ones(1), snapshot=True)
+    snap, _ = phase_power(net, build_injectors(net), np.ones(1), snapshot=True)
     w, var = snap.dense()
     load = ~build_injectors(net).is_pv
     np.testing.assert_allclose(w[load, 0], 1000.0 * 400.0 / 3.0, rtol=1e-15)

@@ -123,8 +123,8 @@ class PhasePower:
 
 def phase_power(
     net: Network, inj: Injectors, hours: FloatArray, snapshot: bool
-) -> tuple[PhasePower, FloatArray, FloatArray]:
-    """The run's :class:`PhasePower`, PV available kW and PV var (each n_pv x T).
+) -> tuple[PhasePower, FloatArray]:
+    """The run's :class:`PhasePower` and PV available kW (n_pv x T).
 
     ``hours`` are the shape hours of the steps; ``snapshot``: every shape at 1 (nominal load,
     as OpenDSS's snapshot solution).
@@ -201,4 +201,4 @@ def phase_power(
         profile_w=np.vstack(profiles_w),
         profile_var=np.vstack(profiles_q),
     )
-    return power, pv_avail_kw, pv_var
+    return power, pv_avail_kw

@@ -100,20 +100,6 @@ _COARSE_ANCHORS = 16
 #: where mixing only costs memory traffic)
 _SPLINE_ANDERSON = False
 _MAX_ITER = 60
-#: solves of this many columns or more run as two halves on two threads (controlled runs'
-#: windows between control actions; the frozen year has its own thread pool): two full lane
-#: group each
-_SPLIT_MIN_COLS = 2 * 16
-_SPLIT_POOL: list[ThreadPoolExecutor] = []
-
-
-def _split_pool() -> ThreadPoolExecutor:
-    """The one extra thread that solves the second half of a split solve."""
-    if not _SPLIT_POOL:
-        _SPLIT_POOL.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="gridflex-half"))
-    return _SPLIT_POOL[0]
-
-
 _FALLBACK_ITER = 60
 _CACHE_SIZE = 64
 #: control-iteration solves up to this many steps use low-rank updates of the anchor LU
@@ -130,8 +116,20 @@ _RESPONSE_LEVELS = 17
 #: solves of up to this many steps on a plain LU run one step at a time in the single-step
 #: kernel (the lane kernel does 16 steps' work for any number up to 16)
 _SINGLE_MAX_COLS = 4
+#: solves of this many columns or more run as two halves on two threads (controlled runs'
+#: windows between control actions; the frozen year has its own thread pool): one full lane
+#: group each
+_SPLIT_MIN_COLS = 2 * 16
+_SPLIT_POOL: list[ThreadPoolExecutor] = []
 
 State = tuple[tuple[int, ...], tuple[int, ...]]
+
+
+def _split_pool() -> ThreadPoolExecutor:
+    """The one extra thread that solves the second half of a split solve."""
+    if not _SPLIT_POOL:
+        _SPLIT_POOL.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="gridflex-half"))
+    return _SPLIT_POOL[0]
 
 
 @dataclass
@@ -1032,11 +1030,11 @@ class _Recorder:
         br = net.branches
         self.b = len(br)
         # every row is written by record_block (no fill pass over these large arrays). The
-        # first write of each page costs a page fault, on the VM this is measured on ~2 s of
-        # system time per GB of fresh memory: a thread takes those faults while the solver
-        # prepares (snapshot, anchors), and recording waits for it (_record)
-        # single precision (TimeSeriesResult says why): 470 MB instead of 940 MB of fresh
-        # pages for a year of the 8500-node feeder
+        # first write of each page costs a page fault (memory.result_array: about 0.5 s per GB
+        # in small pages on the VMs this is measured on): a thread takes those faults while
+        # the solver prepares (snapshot, anchors), and recording waits for it (_record).
+        # Single precision (TimeSeriesResult says why): 470 MB instead of 940 MB for a year of
+        # the 8500-node feeder
         self.v_pu = result_array((t, self.n), np.float32)
         self.load_pct = result_array((t, self.b), np.float32)
         self._toucher = threading.Thread(
@@ -1321,7 +1319,7 @@ def simulate(
     times, step_h = _resolve_time(start, steps, step, network)
     hours = np.asarray((np.arange(steps) + 1.0) * step_h, dtype=np.float64)
     inj = build_injectors(network)
-    power, pv_avail, _ = phase_power(network, inj, hours, snapshot=False)
+    power, pv_avail = phase_power(network, inj, hours, snapshot=False)
     w_mean, var_mean = power.mean()
     prob = _build_problem(network, w_mean, var_mean, tolerance_pu)
 
