@@ -100,6 +100,20 @@ def test_compiled_csv_equals_the_reference_table_and_summary(
     assert scan.detail == summary.as_dict()
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_formatting_threads_do_not_change_the_file(tmp_path: Path, threads: int) -> None:
+    # write_results formats with fewer threads than Numba has (cores left to the Parquet
+    # encoders); the file and summary are the same bytes as the default's
+    res = _result(400)
+    ref = write_violations_from_result(res, tmp_path / "default.csv", buffer_bytes=1)
+    got = write_violations_from_result(
+        res, tmp_path / "threads.csv", buffer_bytes=1, threads=threads
+    )
+    assert (tmp_path / "threads.csv").read_bytes() == (tmp_path / "default.csv").read_bytes()
+    assert got.rows == ref.rows
+    assert got.detail == ref.detail
+
+
 def test_emergency_loading_from_a_per_branch_scale_gives_the_same_rows(tmp_path: Path) -> None:
     """``simulate`` keeps normal/emergency rating ratios, not a second T x B array: the CSV pass
     and the pandas reference find the same rows from them as from the array itself."""

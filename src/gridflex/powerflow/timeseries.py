@@ -78,6 +78,7 @@ from gridflex.powerflow.memory import result_array
 from gridflex.powerflow.phase_power import PhasePower, phase_power
 from gridflex.powerflow.recording import BranchCurrents, record_block
 from gridflex.powerflow.result import StepFailure, TimeSeriesResult
+from gridflex.powerflow.runtime import heavy_section
 from gridflex.powerflow.single_step import fixed_point_single, kernel_setup
 
 ComplexArray = npt.NDArray[np.complex128]
@@ -1273,6 +1274,7 @@ def _resolve_time(
     return pd.DatetimeIndex(times), step_h
 
 
+@heavy_section()
 def simulate(
     network: Network,
     *,

@@ -766,6 +766,7 @@ def write_violations_from_result(
     *,
     source_name: str = SOURCE_ELEMENT,
     buffer_bytes: int = BUFFER_BYTES,
+    threads: int | None = None,
 ) -> ViolationScan:
     """Find every violation of ``result`` and write ``violations.csv`` in one compiled pass.
 
@@ -784,6 +785,9 @@ def write_violations_from_result(
         Element name of the substation source's reverse-power rows.
     buffer_bytes:
         Size of each part's output buffer (grown when two steps could not fit).
+    threads:
+        Threads that format the rows, each into its own buffer (default: Numba's thread
+        count). The file's bytes do not depend on it.
 
     Returns
     -------
@@ -849,7 +853,7 @@ def write_violations_from_result(
         [lim.undervoltage_pu, lim.overvoltage_pu, lim.thermal_normal_pct,
          lim.thermal_emergency_pct, lim.reverse_min_p_kw], dtype=np.float64,
     )  # fmt: skip
-    parts = max(1, int(nb.get_num_threads()))
+    parts = max(1, int(nb.get_num_threads() if threads is None else threads))
     width = max(len(node_names), len(branch_names), len(rev_names), 1)
     total = _Totals.zeros(1, width)
     arrays = (step_bytes, pieces, at, size, base, v, load, emerg, emerg_mode, rev, limits_arr)
@@ -859,7 +863,16 @@ def write_violations_from_result(
               total.steps[0], total.flags[0], total.worst_val[0], total.worst_at[0],
               False)  # fmt: skip
     else:
-        _write_csv(path, n_t, cap, step_bytes, arrays, total, parts, width)
+        # the parts' parallel region on exactly ``parts`` threads: Numba's idle workers would
+        # spin beside it, on the cores left to the Parquet encoders (write_results); one
+        # formatting thread with the other worker spinning took 1.2-3.8 s more CPU in the
+        # 8500-node year's write than with one thread in the region
+        outer = nb.get_num_threads()
+        nb.set_num_threads(min(parts, outer))
+        try:
+            _write_csv(path, n_t, cap, step_bytes, arrays, total, parts, width)
+        finally:
+            nb.set_num_threads(outer)
     stats_rows_all = total.rows[0]
     stats_steps_all = total.steps[0]
     flags_any = total.flags[0]
