@@ -395,12 +395,12 @@ PARQUET_CORES = 2
 def csv_format_threads() -> int:
     """Threads that format ``violations.csv`` while the other files are encoded alongside.
 
-    One formatting thread produces about 1.6 GB/s of rows (40 ns a row on the 2-vCPU EPYC VMs),
-    as fast as their disks take direct writes (1.4-2.3 GB/s): a second one only waits on the
-    disk while it takes a core from the Parquet encoders. The 8500-node frozen year's files
-    (3.9 GB of CSV, 330 MB of Parquet, the plot) were written in 3.15-3.84 s with two formatting
-    threads and 3.00-3.09 s with one, 1-1.5 s less CPU (5 fresh runs each). Machines with more
-    cores than the encoders need get the rest.
+    On the 2-vCPU EPYC VMs one formatting thread makes 1.8-1.9 GB/s of rows (34 ns a row) and
+    the disk takes 1.4-1.8 GB/s of direct writes while it runs: the 8500-node frozen year's
+    3.9 GB of CSV alone took 2.8-2.9 s with one thread, 2.2-2.45 s with two. Beside the two
+    Parquet encoders and the plot, the second thread takes CPU they need: the whole write
+    took 3.15-3.84 s with two formatting threads and 3.00-3.09 s with one, with 1-1.5 s less
+    CPU (5 fresh runs each). Machines with more cores than the encoders need get the rest.
     """
     import numba
 

@@ -9,9 +9,9 @@ the file writers) without doing any of the run's work:
   :func:`heavy_section` BLAS runs on the calling thread (``threadpoolctl``, which finds every
   OpenBLAS/MKL a process has loaded: NumPy and SciPy each bring their own).
 * **The cyclic garbage collector's full collections.** They walk every container object in the
-  process: about 190,000 after the imports of NumPy, pandas, Arrow and Numba. In a frozen year of
-  the 8500-node feeder they took 0.13 s, on the main thread with the GIL held, while the
-  writers' Parquet encoding created 8,531 Arrow arrays per row group. Inside
+  process: about 190,000 after the imports of NumPy, pandas, Arrow and Numba. They took 0.13 s
+  of the 8500-node feeder's frozen solve, on the main thread with the GIL held, and the Parquet
+  writer sets them off again (8,531 Arrow arrays a row group of voltages). Inside
   :func:`heavy_section` the objects that existed before it are frozen (``gc.freeze``): the
   collector still collects what the section creates, but no longer rescans them.
 

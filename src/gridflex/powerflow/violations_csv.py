@@ -864,9 +864,9 @@ def write_violations_from_result(
               False)  # fmt: skip
     else:
         # the parts' parallel region on exactly ``parts`` threads: Numba's idle workers would
-        # spin beside it, on the cores left to the Parquet encoders (write_results); one
-        # formatting thread with the other worker spinning took 1.2-3.8 s more CPU in the
-        # 8500-node year's write than with one thread in the region
+        # spin beside it, on the cores left to the Parquet encoders (write_results). On the
+        # 8500-node frozen year, one part with the second worker spinning cost more CPU than
+        # two parts (whole run 9.4-13.2 s against 8.5-11.2 s); narrowed, 7.3-7.9 s
         outer = nb.get_num_threads()
         nb.set_num_threads(min(parts, outer))
         try:
