@@ -199,3 +199,33 @@ def test_single_column_solve_and_low_rank_update_match_scipy(
     assert np.max(np.abs(x1[:, 0] - exact1)) < 1e-7 * np.max(np.abs(exact1))
     assert np.max(np.abs(exact1 - exact) / np.abs(exact)) > 1e-3  # the tap mattered
     assert dv1[0] == pytest.approx(np.max(np.abs(x1[:, 0] - v_old[:, 0]) * inv_vb), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "rel",
+    ["ieee/123Bus/IEEE123Master.dss", "ieee/8500-Node/Master.dss", "epri/ckt5/Master_ckt5.dss"],
+)
+def test_branch_current_rows_are_each_branchs_yprim_product(
+    feeder_year: Callable[[str, bool], Path], rel: str
+) -> None:
+    # the rows are built group by group (branches of one shape and grounding pattern); every
+    # branch's rows must still be its own Yprim's phase rows times its terminal voltages, over
+    # its rating scale, in branch order (lines, 3-winding service transformers, grounded
+    # conductors and regulators on these feeders)
+    import scipy.sparse as sp
+
+    net = load_network(feeder_year(rel, False))
+    cur = BranchCurrents(net)
+    br = net.branches
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=net.n_nodes) + 1j * rng.normal(size=net.n_nodes)
+    rows = sp.csr_matrix((cur.data, cur.idx, cur.ptr), shape=(cur.ptr.size - 1, net.n_nodes)) @ v
+    v_ground = np.append(v, 0.0)  # node index -1: ground
+    for k in range(len(br)):
+        nc, nph = int(br.n_conds[k]), int(br.n_phases[k])
+        sel = [t * nc + p for t in range(int(br.n_terms[k])) for p in range(nph)]
+        expected = (br.y_prim[k] @ v_ground[br.node_idx[k]])[sel] / np.repeat(
+            br.rating_scale(k), nph
+        )
+        got = rows[cur.row_start[k] : cur.row_start[k + 1]]
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
