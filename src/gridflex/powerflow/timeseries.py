@@ -824,6 +824,15 @@ def _no_load(prob: _Problem, state: State, k: int) -> ComplexArray:
     return np.repeat(v, k, axis=1)
 
 
+def _pilot(
+    prob: _Problem, state: State, w_mean: FloatArray, var_mean: FloatArray
+) -> tuple[ComplexArray, float]:
+    """One step at the run's mean load, from no load: the voltages that anchor the initial
+    guesses, and that load's total W."""
+    pilot = _solve_steps(prob, state, w_mean[:, None], var_mean[:, None], _no_load(prob, state, 1))
+    return pilot.v[:, 0].copy(), float(w_mean.sum())
+
+
 def _probe(
     prob: _Problem,
     state: State,
@@ -1356,12 +1365,7 @@ def simulate(
         w, var = power.cols(cols)
         pv_chunk = pv_all.sub(cols) if pv_all is not None else None
         if v_prev is None:
-            # pilot: one step at the run's mean load anchors the initial guesses
-            pilot = _solve_steps(
-                prob, state, w_mean[:, None], var_mean[:, None], _no_load(prob, state, 1)
-            )
-            v_prev = pilot.v[:, 0].copy()
-            p_prev = float(w_mean.sum())
+            v_prev, p_prev = _pilot(prob, state, w_mean, var_mean)
         if levels is not None:
             v0 = levels.shift(v_prev, p_prev, w.sum(axis=0))
         else:
@@ -1485,10 +1489,7 @@ def _solve_frozen_parallel(
     kernels release the GIL; each chunk records its own rows. Returns the number of steps done
     (all of them).
     """
-    w_mean, var_mean = power.mean()
-    pilot = _solve_steps(prob, state, w_mean[:, None], var_mean[:, None], _no_load(prob, state, 1))
-    v_ref = pilot.v[:, 0].copy()
-    p_ref = float(w_mean.sum())
+    v_ref, p_ref = _pilot(prob, state, *power.mean())
     level = power.total_w()
     local = threading.local()
 
