@@ -128,10 +128,41 @@ def test_names_with_commas_are_quoted_and_read_back(tmp_path: Path) -> None:
 def test_many_row_groups_read_back_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import gridflex.powerflow.io as gio
 
-    monkeypatch.setattr(gio, "ROW_GROUP_VALUES", 7)  # 2 rows of 3 nodes per row group
     res = _result(n=5)
+    # 2 rows of 3 nodes per row group (and a 1-row last group)
+    monkeypatch.setattr(gio, "ROW_GROUP_BYTES", 2 * 3 * res.v_pu.dtype.itemsize + 1)
     write_results(res, tmp_path, violations=find_violations(res), run_info={"timings": {}})
     assert pq.ParquetFile(tmp_path / "voltages_pu.parquet").num_row_groups == 3
     back = read_results(tmp_path)
     np.testing.assert_array_equal(back.voltages_pu.iloc[:, 1:].to_numpy(), res.v_pu)
     assert (back.voltages_pu["time"] == res.time).all()
+
+
+@pytest.mark.parametrize("layout", ["F", "strided", "float32"])
+def test_wide_parquet_of_any_array_layout_reads_back_exactly(tmp_path: Path, layout: str) -> None:
+    from gridflex.powerflow.io import write_wide_parquet
+
+    time = pd.date_range("2026-01-01", periods=11, freq="h", tz="UTC")
+    base = np.random.default_rng(3).random((11, 14))
+    values = {
+        "F": np.asfortranarray(base[:, :5]),
+        "strided": base[:, ::3],
+        "float32": base[:, :5].astype(np.float32),
+    }[layout]
+    names = [f"n{j}.1" for j in range(values.shape[1])]
+    write_wide_parquet(time, names, values, tmp_path / "w.parquet")
+    back = pq.read_table(tmp_path / "w.parquet").to_pandas()
+    assert list(back.columns) == ["time", *names]
+    assert back[names].dtypes.unique().tolist() == [values.dtype]
+    np.testing.assert_array_equal(back[names].to_numpy(), values)
+    assert (back["time"] == time).all()
+
+
+def test_wide_parquet_without_steps_keeps_its_columns(tmp_path: Path) -> None:
+    from gridflex.powerflow.io import write_wide_parquet
+
+    time = pd.DatetimeIndex([], tz="UTC")
+    write_wide_parquet(time, ["a.1", "b.1"], np.zeros((0, 2), np.float32), tmp_path / "e.parquet")
+    back = pq.read_table(tmp_path / "e.parquet")
+    assert back.num_rows == 0
+    assert back.column_names == ["time", "a.1", "b.1"]

@@ -22,7 +22,8 @@ One folder per run (``docs/sim.md`` and the README state the contract):
     ``convergence`` and the run's inputs (feeder, start, step, controls, limits).
 
 Parquet floats are written with the BYTE_STREAM_SPLIT encoding and LZ4 (``PARQUET_COMPRESSION``
-says why), in row groups of about 24 M values (``ROW_GROUP_VALUES``).
+says why), in row groups of up to 320 MB (``ROW_GROUP_BYTES``): one for a year of the
+8500-node feeder.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numba as nb
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -42,6 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gridflex.errors import InputError
+from gridflex.powerflow.memory import result_array
 from gridflex.powerflow.result import ValueArray, value_array
 from gridflex.powerflow.runtime import heavy_section
 from gridflex.powerflow.violations import (
@@ -77,14 +80,13 @@ def _time_array(time: Any) -> pa.Array:
     return pa.array(idx.tz_convert("UTC"), type=pa.timestamp("us", tz="UTC"))
 
 
-#: Values per Parquet row group of a wide table (about 190 MB of float64): bounds the extra
-#: memory the writer needs to a slice of the result instead of a full transposed copy. Arrow's
-#: cost per column chunk dominates small groups: a year of the 8500-node feeder's voltages
-#: (8760 x 8531) wrote in 11.2 s with 1.5 M values a group, 3.3 s with 6 M and 1.6 s with 25 M
-#: (in memory, LZ4; bench notes in docs/sim.md). One group for the whole year (80 M values)
-#: saved 0.3 s of CPU on that file alone but nothing measurable in the whole write (6 runs
-#: each, 2.6-4.3 s against 2.8-4.8 s) and cost 560 MB more peak memory, so it stays at 24 M.
-ROW_GROUP_VALUES = 24_000_000
+#: Bytes of the transposed copy one row group of a wide table is encoded from: the writer's
+#: extra memory, and the row group's size on the way in. Arrow's cost per column chunk
+#: dominates small groups (a year of the 8500-node feeder's 8531 voltage columns: one
+#: ``pa.array`` per column and group, a column chunk each): in groups of 24 M values the
+#: voltages took 1.6 s of CPU to encode (transposes 0.15 s, 4 x 8531 column chunks), in one
+#: group 0.6 s; a year of that feeder's voltages (299 MB in float32) fits one group.
+ROW_GROUP_BYTES = 320 * 2**20
 
 #: Parquet codec. Measured on that same table (BYTE_STREAM_SPLIT, in memory, 2 runs each):
 #: zstd 6.3 s / 454 MB, LZ4 3.0-3.1 s / 459 MB, snappy 2.8-3.3 s / 488 MB, none 3.2-3.4 s /
@@ -107,26 +109,6 @@ def _check_wide(time: Any, names: Sequence[str], values: npt.ArrayLike) -> Value
     return arr
 
 
-def wide_table(time: Any, names: Sequence[str], values: npt.ArrayLike) -> pa.Table:
-    """A ``time`` column then one float column per name (float32 or float64 as ``values``).
-
-    Parameters
-    ----------
-    time:
-        ``T`` timezone-aware time stamps.
-    names:
-        ``N`` unique column names.
-    values:
-        ``(T, N)`` values.
-    """
-    arr = _check_wide(time, names, values)
-    t = _time_array(time)
-    # one contiguous row per column makes each Arrow column a zero-copy view
-    cols = np.ascontiguousarray(arr.T)
-    arrays = [t, *(pa.array(cols[j]) for j in range(cols.shape[0]))]
-    return pa.Table.from_arrays(arrays, names=["time", *names])
-
-
 def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
     float_cols = [f.name for f in schema if pa.types.is_floating(f.type)]
     return {
@@ -141,18 +123,45 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path, **_parquet_options(table.schema))
 
 
+@nb.njit(cache=True, nogil=True)
+def _transpose_rows(a: Any, r0: int, out: Any) -> None:  # pragma: no cover - compiled
+    """``out[j, i] = a[r0 + i, j]`` for ``out`` of shape ``(N, rows)``, in 8 x 8 tiles: the
+    strided side of the copy stays within a few cache lines (NumPy's own transposed copy of a
+    (8760, 8531) float32 array took 0.2-0.96 s, this 0.2 s)."""
+    n, rows = out.shape
+    for j0 in range(0, n, 8):
+        j1 = min(n, j0 + 8)
+        for i0 in range(0, rows, 8):
+            i1 = min(rows, i0 + 8)
+            for j in range(j0, j1):
+                for i in range(i0, i1):
+                    out[j, i] = a[r0 + i, j]
+
+
 def write_wide_parquet(time: Any, names: Sequence[str], values: npt.ArrayLike, path: Path) -> None:
-    """Write a wide ``(T, N)`` result as Parquet, a slice of rows per row group."""
+    """Write a wide ``(T, N)`` result as Parquet, in row groups of up to ``ROW_GROUP_BYTES``.
+
+    Each group's rows are transposed into one reused node-major buffer whose rows become the
+    Arrow columns without a copy.
+    """
     arr = _check_wide(time, names, values)
     t_all = pd.DatetimeIndex(time)
-    rows = max(1, ROW_GROUP_VALUES // max(1, arr.shape[1]))
+    n_steps, n_cols = arr.shape
+    rows = max(1, min(n_steps, ROW_GROUP_BYTES // max(1, n_cols * arr.dtype.itemsize)))
     schema = pa.schema(
         [pa.field("time", pa.timestamp("us", tz="UTC"))]
         + [pa.field(n, pa.from_numpy_dtype(arr.dtype)) for n in names]
     )
+    # written once per group and read once by Arrow: small pages (memory.result_array)
+    by_node = result_array((n_cols, rows), arr.dtype)
     with pq.ParquetWriter(path, schema, **_parquet_options(schema)) as writer:
-        for r0 in range(0, max(arr.shape[0], 1), rows):
-            writer.write_table(wide_table(t_all[r0 : r0 + rows], names, arr[r0 : r0 + rows]))
+        for r0 in range(0, max(n_steps, 1), rows):
+            r1 = min(n_steps, r0 + rows)
+            block = by_node[:, : r1 - r0]
+            if block.size:
+                _transpose_rows(arr, r0, block)
+            columns = [_time_array(t_all[r0:r1]), *(pa.array(block[j]) for j in range(n_cols))]
+            writer.write_table(pa.Table.from_arrays(columns, schema=schema))
 
 
 def _iso_utc(idx: pd.DatetimeIndex | pd.Series) -> pd.Index | pd.Series:
