@@ -166,3 +166,39 @@ def test_wide_parquet_without_steps_keeps_its_columns(tmp_path: Path) -> None:
     back = pq.read_table(tmp_path / "e.parquet")
     assert back.num_rows == 0
     assert back.column_names == ["time", "a.1", "b.1"]
+
+
+def test_a_rewrite_replaces_every_file_of_the_earlier_run(tmp_path: Path) -> None:
+    first, second = _result(n=6), _result(n=3)
+    write_results(first, tmp_path, violations_format="parquet", run_info={"timings": {}})
+    assert (tmp_path / "violations.parquet").exists()
+    write_results(second, tmp_path, run_info={"timings": {}})
+    # the earlier run's row file of the other format is gone; the rest hold the new run
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "branch_loading.parquet", "power.parquet", "run.json", "violations.csv",
+        "voltages_pu.parquet",
+    ]  # fmt: skip
+    back = read_results(tmp_path)
+    np.testing.assert_array_equal(back.voltages_pu.iloc[:, 1:].to_numpy(), second.v_pu)
+    assert len(back.power) == 3
+    assert back.violations is not None
+    assert len(back.violations) == sum(back.run["violations"].values())
+
+
+def test_release_files_frees_what_exists_and_skips_what_does_not(tmp_path: Path) -> None:
+    from gridflex.powerflow.io import release_files
+
+    kept = tmp_path / "keep.txt"
+    kept.write_text("mine")
+    big = tmp_path / "old.csv"
+    big.write_bytes(b"x" * 100_000)
+    release_files([big, tmp_path / "never-there.csv"])
+    assert not big.exists()
+    assert kept.read_text() == "mine"
+
+
+def test_a_folder_where_a_result_file_goes_is_named(tmp_path: Path) -> None:
+    (tmp_path / "voltages_pu.parquet").mkdir()
+    res = _result()
+    with pytest.raises(InputError, match=r"voltages_pu\.parquet is a folder"):
+        write_results(res, tmp_path, run_info={"timings": {}})

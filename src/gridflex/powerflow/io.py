@@ -29,6 +29,8 @@ says why), in row groups of up to 320 MB (``ROW_GROUP_BYTES``): one for a year o
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time as _time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -339,12 +341,12 @@ def write_results(
         "violations": out / VIOLATIONS_FILES.get(violations_format, VIOLATIONS_FILE),
         "run": out / RUN_FILE,
     }
-    # run.json is written last: a folder without it is an incomplete (or running) write
-    paths["run"].unlink(missing_ok=True)
-    # row files of another format from an earlier run into this folder would contradict run.json
-    for fmt, name in VIOLATIONS_FILES.items():
-        if fmt != violations_format:
-            (out / name).unlink(missing_ok=True)
+    # run.json is written last: a folder without it is an incomplete (or running) write; row
+    # files of another format from an earlier run would contradict it
+    release_files(
+        [paths["run"], paths["voltages"], paths["branch_loading"], paths["power"]]
+        + [out / name for name in VIOLATIONS_FILES.values()]
+    )
     if violations_format == "summary":
         del paths["violations"]
     info = dict(run_info)
@@ -389,6 +391,40 @@ def write_results(
     info["files"] = {k: p.name for k, p in paths.items()}
     paths["run"].write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
     return paths
+
+
+def release_files(paths: Iterable[Path]) -> None:
+    """Remove these files (those that exist); their disk blocks are freed on a thread.
+
+    Truncating or unlinking a large file frees its blocks in the calling thread: the 3.9 GB
+    ``violations.csv`` of an earlier 8500-node year took 0.63 s on ext4, at the start of a
+    rewrite into the same folder. Each file is opened, then unlinked (only the name goes, at
+    once); the last close, on a daemon thread, frees the blocks while the new files are
+    written. Where an open file cannot be unlinked (Windows), it is closed and unlinked here.
+    """
+    held: list[int] = []
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            os.unlink(path)
+        except IsADirectoryError:
+            os.close(fd)
+            raise InputError(
+                f"{path} is a folder, where a result file goes",
+                "remove or rename it, or give --out another folder",
+            ) from None
+        except PermissionError:
+            os.close(fd)
+            os.unlink(path)
+            continue
+        held.append(fd)
+    if held:
+        threading.Thread(
+            target=lambda: [os.close(fd) for fd in held], name="gridflex-release", daemon=True
+        ).start()
 
 
 def _timed(job: Callable[[], Path]) -> tuple[Path, float]:
