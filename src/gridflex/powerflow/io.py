@@ -423,8 +423,13 @@ def release_files(paths: Iterable[Path]) -> None:
         held.append(fd)
     if held:
         threading.Thread(
-            target=lambda: [os.close(fd) for fd in held], name="gridflex-release", daemon=True
+            target=_close_all, args=(held,), name="gridflex-release", daemon=True
         ).start()
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 def _timed(job: Callable[[], Path]) -> tuple[Path, float]:
