@@ -437,26 +437,6 @@ def _timed(job: Callable[[], Path]) -> tuple[Path, float]:
     return job(), _time.perf_counter() - t0
 
 
-#: Cores :func:`write_results` leaves to the two Parquet encoders (voltages, branch loadings)
-#: and the side jobs while ``violations.csv`` is formatted.
-PARQUET_CORES = 2
-
-
-def csv_format_threads() -> int:
-    """Threads that format ``violations.csv`` while the other files are encoded alongside.
-
-    On the 2-vCPU EPYC VMs one formatting thread makes 1.8-1.9 GB/s of rows (34 ns a row) and
-    the disk takes 1.4-1.8 GB/s of direct writes while it runs: the 8500-node frozen year's
-    3.9 GB of CSV alone took 2.8-2.9 s with one thread, 2.2-2.45 s with two. Beside the two
-    Parquet encoders and the plot, the second thread takes CPU they need: the whole write
-    took 3.15-3.84 s with two formatting threads and 3.00-3.09 s with one, with 1-1.5 s less
-    CPU (5 fresh runs each). Machines with more cores than the encoders need get the rest.
-    """
-    import numba
-
-    return max(1, int(numba.get_num_threads()) - PARQUET_CORES)
-
-
 def _scan_violations(
     result: Any,
     path: Path | None,
@@ -465,13 +445,11 @@ def _scan_violations(
     source_name: str,
 ) -> ViolationScan:
     """Violations of ``result`` in the chosen format, with their ``run.json`` summary."""
-    if violations_format == "csv":
-        assert path is not None
-        return write_violations_from_result(
-            result, path, limits, source_name=source_name, threads=csv_format_threads()
-        )
-    if violations_format == "summary":
-        return write_violations_from_result(result, None, limits, source_name=source_name)
+    if violations_format in ("csv", "summary"):
+        # formatted on every Numba thread, beside the Parquet encoders and the plot: since the
+        # wide files are encoded in one row group (ROW_GROUP_BYTES) they leave a core idle for
+        # most of the CSV pass (docs/powerflow.md, session 6)
+        return write_violations_from_result(result, path, limits, source_name=source_name)
     assert path is not None
     summary = ViolationSummary()
 

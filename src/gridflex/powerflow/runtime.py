@@ -16,7 +16,7 @@ the file writers) without doing any of the run's work:
   collector still collects what the section creates, but no longer rescans them.
 
 Measured on the 8500-node frozen year with the violation formatter on one thread
-(:func:`gridflex.powerflow.io.csv_format_threads`), 2-vCPU EPYC VM, 6 fresh runs each,
+(as ``write_results`` then ran it), 2-vCPU EPYC VM, 6 fresh runs each,
 alternating with the commit before: end to end 4.67-5.57 s (median 5.10) against 5.00-6.01 s
 (5.40), ``solve_s`` median 1.31 s against 1.47 s, 7.7 s of CPU against 9.0 s.
 
