@@ -67,7 +67,6 @@ VIOLATIONS_PARQUET_FILE = "violations.parquet"
 #: The violation row file per ``violations_format`` (``summary`` writes none).
 VIOLATIONS_FILES = {"csv": VIOLATIONS_FILE, "parquet": VIOLATIONS_PARQUET_FILE}
 RUN_FILE = "run.json"
-PLOT_FILE = "voltage_envelope.png"
 
 #: Layout version written into ``run.json`` (bump on any incompatible change of the files).
 LAYOUT_VERSION = 1

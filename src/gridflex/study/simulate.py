@@ -307,7 +307,7 @@ def run_simulation(
     from gridflex import __version__
     from gridflex.network import load_network
     from gridflex.powerflow import simulate
-    from gridflex.powerflow.io import VIOLATION_FORMATS, write_results
+    from gridflex.powerflow.io import VIOLATION_FORMATS, release_files, write_results
     from gridflex.powerflow.violations import load_limits
 
     if max_control_iter < 1:
@@ -429,7 +429,7 @@ def run_simulation(
         )
     else:
         # a plot left from an earlier run into this folder would no longer match its files
-        (Path(out_dir) / PLOT_FILE).unlink(missing_ok=True)
+        release_files([Path(out_dir) / PLOT_FILE])
     # violations are found and written in one compiled pass over the arrays while the Parquet
     # files are encoded and the plot drawn on other threads; the summary lands in run.json
     paths = write_results(
