@@ -18,12 +18,14 @@ from gridflex.powerflow.io import (
     read_results,
     read_violations_csv,
     write_results,
+    write_violations_parquet,
 )
 from gridflex.powerflow.result import TimeSeriesResult
 from gridflex.powerflow.violations import (
     Limits,
     ViolationSummary,
     find_violations,
+    iter_violation_arrays,
     iter_violations,
     load_limits,
 )
@@ -246,6 +248,45 @@ def test_write_results_finds_violations_itself_in_each_format(tmp_path: Path) ->
             assert back.violations["kind"].astype(str).tolist() == ref["kind"].astype(str).tolist()
             assert str(back.violations["time"].dt.tz) == "UTC"
     assert (tmp_path / "parquet" / VIOLATIONS_PARQUET_FILE).is_file()
+
+
+def _plain(table: pd.DataFrame) -> pd.DataFrame:
+    out = table.reset_index(drop=True).copy()
+    out["element"] = out["element"].astype(str)
+    out["kind"] = out["kind"].astype(str)
+    out["time"] = pd.DatetimeIndex(out["time"]).tz_convert("UTC").as_unit("us")
+    return out
+
+
+def test_parquet_rows_equal_the_reference_from_codes_and_from_tables(tmp_path: Path) -> None:
+    res = _result(n=40)
+    ref = _plain(find_violations(res, load_limits()))
+    # the codes path in slices of 3 steps (names sorted once, times merged across kinds) and
+    # the table path give the same file content, names read back as plain strings
+    sliced = list(iter_violation_arrays(res, chunk_values=3 * 5))
+    assert len(sliced) == 14
+    from_codes = tmp_path / "codes.parquet"
+    from_tables = tmp_path / "tables.parquet"
+    assert write_violations_parquet(sliced, from_codes) == len(ref)
+    assert write_violations_parquet(iter_violations(res, chunk_values=7 * 5), from_tables) == len(
+        ref
+    )
+    for path in (from_codes, from_tables):
+        back = pd.read_parquet(path)
+        assert list(back.columns) == ["time", "element", "kind", "value", "limit"]
+        assert back["element"].dtype == object
+        assert back["kind"].dtype == object
+        pd.testing.assert_frame_equal(_plain(back), ref)
+
+
+def test_run_json_is_the_same_for_csv_and_parquet(tmp_path: Path) -> None:
+    res = _result()
+    runs = {}
+    for fmt in ("csv", "parquet"):
+        paths = write_results(res, tmp_path / fmt, run_info={"timings": {}}, violations_format=fmt)
+        runs[fmt] = json.loads(paths["run"].read_text())
+    assert runs["csv"]["violations"] == runs["parquet"]["violations"]
+    assert runs["csv"]["violations_detail"] == runs["parquet"]["violations_detail"]
 
 
 def test_a_rerun_in_another_format_removes_the_old_row_file(tmp_path: Path) -> None:

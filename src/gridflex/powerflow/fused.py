@@ -140,31 +140,53 @@ def fixed_point_lanes(
         for c in range(m):
             wr[i, c] = src_r[i]
             wi[i, c] = src_i[i]
+    fill = np.zeros(m, dtype=np.int64)  # lanes refilled (or finished) in this pass
+    fq = np.zeros(m, dtype=np.int64)  # their spline interval
+    fh = np.zeros(m)  # and the level's offset in it
+    ft = np.zeros(m, dtype=np.int64)  # their steps
     nxt = 0
     busy = 0
     while True:
-        # refill idle lanes with the next steps
+        # refill idle lanes with the next steps, all of them in one pass over the rows: a lane
+        # is one value in each row of the (N x LANES) arrays, so one lane alone touches every
+        # cache line of them (twice 8,531 lines on the 8500-node feeder); most lanes finish
+        # in the same iteration, so most passes fill many lanes at once
+        nf = 0
         for c in range(m):
             if col[c] < 0 and nxt < k:
                 col[c] = nxt
                 it[c] = 0
                 have[c] = False
+                fill[nf] = c
+                ft[nf] = nxt
                 if nk >= 2:
                     x = min(max(g_level[nxt], g_knots[0]), g_knots[nk - 1])
                     q = min(max(np.searchsorted(g_knots, x) - 1, 0), nk - 2)
-                    h = x - g_knots[q]
-                    cr = g_re[q]
-                    ci = g_im[q]
-                    for r in range(n):  # Horner, coefficients in ascending powers of h
-                        vr[r, c] = ((cr[3, r] * h + cr[2, r]) * h + cr[1, r]) * h + cr[0, r]
-                        vi[r, c] = ((ci[3, r] * h + ci[2, r]) * h + ci[1, r]) * h + ci[0, r]
-                else:
-                    for i in range(n):
-                        z = v0[i, nxt]
-                        vr[perm_c[i], c] = z.real
-                        vi[perm_c[i], c] = z.imag
+                    fq[nf] = q
+                    fh[nf] = x - g_knots[q]
+                nf += 1
                 nxt += 1
                 busy += 1
+        if nf:
+            if nk >= 2:
+                for r in range(n):  # Horner, coefficients in ascending powers of h
+                    for f in range(nf):
+                        c = fill[f]
+                        q = fq[f]
+                        h = fh[f]
+                        vr[r, c] = (
+                            (g_re[q, 3, r] * h + g_re[q, 2, r]) * h + g_re[q, 1, r]
+                        ) * h + g_re[q, 0, r]
+                        vi[r, c] = (
+                            (g_im[q, 3, r] * h + g_im[q, 2, r]) * h + g_im[q, 1, r]
+                        ) * h + g_im[q, 0, r]
+            else:
+                for i in range(n):
+                    r = perm_c[i]
+                    for f in range(nf):
+                        z = v0[i, ft[f]]
+                        vr[r, fill[f]] = z.real
+                        vi[r, fill[f]] = z.imag
         if busy == 0:
             break
         # right-hand side I_src - C (i(V) - y_nom (V_a - V_b)), assembled in place (the
@@ -225,6 +247,10 @@ def fixed_point_lanes(
                 for c in range(m):
                     wr[i, c] -= ar * tr[c] - ai * ti[c]
                     wi[i, c] -= ar * ti[c] + ai * tr[c]
+        for c in range(m):
+            dv[c] = 0.0
+            num[c] = 0.0
+            den[c] = 0.0
         for jj in range(n - 1, -1, -1):
             dr = ud_re[jj]
             di = ud_im[jj]
@@ -235,6 +261,22 @@ def fixed_point_lanes(
                 ti[c] = dr * xi + di * xr
                 wr[jj, c] = tr[c]
                 wi[jj, c] = ti[c]
+            if not accelerate:
+                # row jj of the image is final here: its change is taken now, and the old
+                # iterate's row, which becomes the next right-hand side (the swap below), is
+                # reset to the source term while it is in cache (two passes over the N x LANES
+                # arrays less per iteration)
+                s = ivb[jj]
+                sr = src_r[jj]
+                si = src_i[jj]
+                for c in range(m):
+                    er = (tr[c] - vr[jj, c]) * s
+                    ei = (ti[c] - vi[jj, c]) * s
+                    e2 = er * er + ei * ei
+                    dv[c] = max(dv[c], e2)
+                    den[c] += e2  # only to show a NaN
+                    vr[jj, c] = sr
+                    vi[jj, c] = si
             for p in range(u_ptr[jj], u_ptr[jj + 1]):
                 i = u_idx[p]
                 ar = u_re[p]
@@ -242,11 +284,8 @@ def fixed_point_lanes(
                 for c in range(m):
                     wr[i, c] -= ar * tr[c] - ai * ti[c]
                     wi[i, c] -= ar * ti[c] + ai * tr[c]
-        # the image g is now in wr/wi (solution order): change and Anderson coefficient
-        for c in range(m):
-            dv[c] = 0.0
-            num[c] = 0.0
-            den[c] = 0.0
+        # the image g is now in wr/wi (solution order): change and Anderson coefficient (the
+        # plain iteration took its change in the backward solve)
         if accelerate:
             for i in range(n):
                 s = ivb[i]
@@ -258,15 +297,6 @@ def fixed_point_lanes(
                     di_ = ei - fpi[i, c]
                     num[c] += dr_ * er + di_ * ei
                     den[c] += dr_ * dr_ + di_ * di_
-        else:
-            for i in range(n):
-                s = ivb[i]
-                for c in range(m):
-                    er = (wr[i, c] - vr[i, c]) * s
-                    ei = (wi[i, c] - vi[i, c]) * s
-                    e2 = er * er + ei * ei
-                    dv[c] = max(dv[c], e2)
-                    den[c] += e2  # only to show a NaN
         stop_any = False
         for c in range(m):
             # a non-finite change makes the sum of squares non-finite
@@ -304,19 +334,18 @@ def fixed_point_lanes(
                     wi[i, c] = src_i[i]
         else:
             # the image is the next iterate: swap the arrays instead of copying (row n is
-            # ground in vr, the ground injections' sink in wr)
+            # ground in vr, the ground injections' sink in wr; the other rows of the new wr
+            # hold the source term already, put there by the backward solve)
             vr, wr = wr, vr
             vi, wi = wi, vi
             for c in range(m):
                 vr[n, c] = 0.0
                 vi[n, c] = 0.0
-            for i in range(n):
-                for c in range(m):
-                    wr[i, c] = src_r[i]  # the next right-hand side starts from the source
-                    wi[i, c] = src_i[i]
         for c in range(m):
             have[c] = True
         if stop_any:
+            # finished lanes leave together, in one pass over the rows (see the refill)
+            nf = 0
             for c in range(m):
                 t = col[c]
                 if t < 0:
@@ -325,11 +354,16 @@ def fixed_point_lanes(
                 finite = d <= np.inf and d != np.inf
                 done = finite and d < tol
                 if done or not finite or it[c] >= max_iter:
-                    for i in range(n):
-                        r = perm_c[i]
-                        v_out[i, t] = complex(vr[r, c], vi[r, c])
+                    fill[nf] = c
+                    ft[nf] = t
+                    nf += 1
                     iters[t] = it[c]
                     conv[t] = done
                     last_dv[t] = d if finite else np.inf
                     col[c] = -1
                     busy -= 1
+            for i in range(n):
+                r = perm_c[i]
+                for f in range(nf):
+                    c = fill[f]
+                    v_out[i, ft[f]] = complex(vr[r, c], vi[r, c])

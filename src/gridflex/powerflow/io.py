@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numba as nb
 import numpy as np
@@ -53,11 +53,13 @@ from gridflex.powerflow.violations import (
     SOURCE_ELEMENT,
     VIOLATION_COLUMNS,
     Limits,
-    ViolationSummary,
+    ViolationArrays,
     empty_violations,
-    iter_violations,
+    iter_violation_arrays,
 )
 from gridflex.powerflow.violations_csv import ViolationScan, write_violations_from_result
+
+T = TypeVar("T")
 
 VOLTAGES_FILE = "voltages_pu.parquet"
 BRANCH_LOADING_FILE = "branch_loading.parquet"
@@ -450,47 +452,101 @@ def _scan_violations(
         # most of the CSV pass (docs/powerflow.md, session 6)
         return write_violations_from_result(result, path, limits, source_name=source_name)
     assert path is not None
-    summary = ViolationSummary()
-
-    def slices() -> Iterator[pd.DataFrame]:
-        for chunk in iter_violations(result, limits, source_name=source_name):
-            summary.add(chunk)
-            yield chunk
-
-    write_violations_parquet(slices(), path)
-    return ViolationScan(rows=dict(summary.rows), detail=summary.as_dict(), seconds=0.0)
+    # the summary from the compiled scan the CSV is written by (the same run.json figures),
+    # the rows as codes: no string per row is built (a year of the 8500-node feeder, 61.5 M
+    # rows, took 17 s through pandas tables of names and Arrow string columns)
+    scan = write_violations_from_result(result, None, limits, source_name=source_name)
+    write_violations_parquet(iter_violation_arrays(result, limits, source_name=source_name), path)
+    return scan
 
 
-def write_violations_parquet(violations: pd.DataFrame | Iterable[pd.DataFrame], path: Path) -> int:
+#: ``violations.parquet``'s columns: names and kinds are dictionaries in memory and on disk
+#: (the file stores no Arrow schema, so readers see plain strings)
+VIOLATIONS_PARQUET_SCHEMA = pa.schema(
+    [
+        pa.field("time", pa.timestamp("us", tz="UTC")),
+        pa.field("element", pa.dictionary(pa.int32(), pa.string())),
+        pa.field("kind", pa.dictionary(pa.int32(), pa.string())),
+        pa.field("value", pa.float64()),
+        pa.field("limit", pa.float64()),
+    ]
+)
+
+
+def _arrays_of_table(table: pd.DataFrame) -> ViolationArrays:
+    e_code, elements = pd.factorize(table["element"], sort=False)
+    k_code, kinds = pd.factorize(table["kind"], sort=False)
+    return ViolationArrays(
+        time=pd.DatetimeIndex(table["time"]),
+        element_code=e_code,
+        elements=[str(x) for x in elements],
+        kind_code=k_code,
+        kinds=[str(x) for x in kinds],
+        value=table["value"].to_numpy(dtype=np.float64),
+        limit=table["limit"].to_numpy(dtype=np.float64),
+    )
+
+
+def _violation_batch(rows: ViolationArrays) -> pa.RecordBatch:
+    def dictionary(codes: npt.NDArray[np.intp], names: Sequence[str]) -> pa.DictionaryArray:
+        return pa.DictionaryArray.from_arrays(
+            pa.array(np.asarray(codes, dtype=np.int32)), pa.array(list(names), type=pa.string())
+        )
+
+    return pa.record_batch(
+        [
+            _time_array(rows.time),
+            dictionary(rows.element_code, rows.elements),
+            dictionary(rows.kind_code, rows.kinds),
+            pa.array(np.asarray(rows.value, dtype=np.float64)),
+            pa.array(np.asarray(rows.limit, dtype=np.float64)),
+        ],
+        schema=VIOLATIONS_PARQUET_SCHEMA,
+    )
+
+
+def write_violations_parquet(
+    violations: pd.DataFrame | ViolationArrays | Iterable[pd.DataFrame | ViolationArrays],
+    path: Path,
+) -> int:
     """The violations table as Parquet (``--violations parquet``): the CSV's columns, ``time`` a
     UTC timestamp, ``element`` and ``kind`` strings (dictionary-encoded on disk).
+
+    Parameters
+    ----------
+    violations:
+        One table or :class:`~gridflex.powerflow.violations.ViolationArrays`, or consecutive
+        slices of them (``iter_violation_arrays``: written without building a string per row).
+    path:
+        The Parquet file.
 
     Returns
     -------
     int
         Rows written.
     """
-    chunks = [violations] if isinstance(violations, pd.DataFrame) else violations
-    schema = pa.schema(
-        [
-            pa.field("time", pa.timestamp("us", tz="UTC")),
-            pa.field("element", pa.string()),
-            pa.field("kind", pa.string()),
-            pa.field("value", pa.float64()),
-            pa.field("limit", pa.float64()),
-        ]
-    )
+    chunks = [violations] if isinstance(violations, pd.DataFrame | ViolationArrays) else violations
     rows = 0
-    with pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=["element", "kind"],
-                          write_statistics=False) as writer:  # fmt: skip
-        for chunk in chunks:
+    # the next slice is prepared on a thread while Arrow encodes this one (both release the
+    # GIL): the write phase of a frozen year of the 8500-node feeder (61.5 M rows) 9.2 -> 7.4-7.7 s
+    with pq.ParquetWriter(path, VIOLATIONS_PARQUET_SCHEMA, compression=PARQUET_COMPRESSION,
+                          store_schema=False, write_statistics=False) as writer:  # fmt: skip
+        for chunk in _prefetched(iter(chunks)):
             if not len(chunk):
                 continue
-            table = _violations_arrow(chunk)
-            table = table.set_column(0, "time", _time_array(chunk["time"]))
-            writer.write_table(table.cast(schema))
+            arrays = chunk if isinstance(chunk, ViolationArrays) else _arrays_of_table(chunk)
+            writer.write_batch(_violation_batch(arrays))
             rows += len(chunk)
     return rows
+
+
+def _prefetched(items: Iterator[T]) -> Iterator[T]:
+    """``items``, each next one computed on a thread while the caller works on the present."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gridflex-prefetch") as pool:
+        ahead = pool.submit(next, items, None)
+        while (item := ahead.result()) is not None:
+            ahead = pool.submit(next, items, None)
+            yield item
 
 
 @dataclass(frozen=True)

@@ -167,11 +167,56 @@ class _Part:
     limit: FloatArray
 
 
-def _table(time: pd.DatetimeIndex, parts: Sequence[_Part]) -> pd.DataFrame:
-    """One DataFrame from parts, rows ordered by time, then part order, then element order.
+@dataclass
+class ViolationArrays:
+    """Violation rows as integer codes, in file order (time, then kind and element order).
 
-    ``element`` and ``kind`` are categoricals (millions of rows stay cheap). Each part is already
-    ordered by (time, element), so a stable sort on time alone gives the full order.
+    What a writer needs without building a row of strings: ``time`` (the rows' UTC time
+    stamps), ``element_code`` into ``elements``, ``kind_code`` into ``kinds``, ``value`` and
+    ``limit``.
+    """
+
+    time: pd.DatetimeIndex
+    element_code: npt.NDArray[np.intp]
+    elements: Sequence[str]
+    kind_code: npt.NDArray[np.intp]
+    kinds: Sequence[str]
+    value: FloatArray
+    limit: FloatArray
+
+    def __len__(self) -> int:
+        return len(self.element_code)
+
+    def frame(self) -> pd.DataFrame:
+        """The rows as the ``violations.csv`` table (``element`` and ``kind`` categoricals)."""
+        return pd.DataFrame(
+            {
+                "time": self.time,
+                "element": pd.Categorical.from_codes(
+                    self.element_code,  # type: ignore[arg-type]  # pandas-stubs: ndarray codes
+                    categories=pd.Index(self.elements),
+                ),
+                "kind": pd.Categorical.from_codes(
+                    self.kind_code,  # type: ignore[arg-type]
+                    categories=pd.Index(self.kinds),
+                ),
+                "value": self.value,
+                "limit": self.limit,
+            }
+        )
+
+
+def _merge(
+    time: pd.DatetimeIndex,
+    parts: Sequence[_Part],
+    names_seen: dict[tuple[str, ...], tuple[list[str], npt.NDArray[np.intp]]] | None = None,
+) -> ViolationArrays:
+    """The parts' rows ordered by time, then part order, then element order.
+
+    Each part is already ordered by (time, element), so a stable sort on time alone gives the
+    full order. Element codes index the sorted unique names of all parts; ``names_seen`` keeps
+    them between calls on the same names (the slices of one result: 13,400 names on the
+    8500-node feeder, sorted once instead of once per slice).
     """
     names: list[str] = []
     offsets = []
@@ -192,26 +237,39 @@ def _table(time: pd.DatetimeIndex, parts: Sequence[_Part]) -> pd.DataFrame:
     value = np.concatenate([p.value for p in parts]) if parts else np.zeros(0)
     limit = np.concatenate([p.limit for p in parts]) if parts else np.zeros(0)
     nonempty = [p for p in parts if len(p.t_idx)]
-    # one part is already in time order; several are merged by a stable sort on time
-    order = np.argsort(t_idx, kind="stable") if len(nonempty) > 1 else np.arange(len(t_idx))
+    # one part is already in time order; several are merged by a stable sort on time (16-bit
+    # keys where the slice allows: NumPy sorts those by radix, 4x faster than merge sort here)
+    if len(nonempty) > 1:
+        key = t_idx.astype(np.uint16) if len(time) <= 1 << 16 else t_idx
+        order = np.argsort(key, kind="stable")
+    else:
+        order = np.arange(len(t_idx))
     # element categories are unique names; a name used by two parts (unlikely) keeps one code
-    uniq, inverse = np.unique(np.asarray(names, dtype=object), return_inverse=True)
+    seen_key = tuple(names)
+    seen = names_seen.get(seen_key) if names_seen is not None else None
+    if seen is None:
+        uniq, inverse = np.unique(np.asarray(names, dtype=object), return_inverse=True)
+        seen = ([str(x) for x in uniq], inverse)
+        if names_seen is not None:
+            names_seen.clear()
+            names_seen[seen_key] = seen
+    elements, inverse = seen
     codes = inverse[e_code[order]] if len(names) else e_code
-    return pd.DataFrame(
-        {
-            "time": time[t_idx[order]],
-            "element": pd.Categorical.from_codes(
-                codes,  # type: ignore[arg-type]  # pandas-stubs: ndarray codes are fine
-                categories=pd.Index(uniq),
-            ),
-            "kind": pd.Categorical.from_codes(
-                k_code[order],  # type: ignore[arg-type]
-                categories=pd.Index(VIOLATION_KINDS),
-            ),
-            "value": value[order],
-            "limit": limit[order],
-        }
+    return ViolationArrays(
+        time=time[t_idx[order]],
+        element_code=codes,
+        elements=elements,
+        kind_code=k_code[order],
+        kinds=VIOLATION_KINDS,
+        value=value[order],
+        limit=limit[order],
     )
+
+
+def _table(time: pd.DatetimeIndex, parts: Sequence[_Part]) -> pd.DataFrame:
+    """One DataFrame from parts (see :func:`_merge`); ``element`` and ``kind`` are categoricals
+    (millions of rows stay cheap)."""
+    return _merge(time, parts).frame()
 
 
 def _check_shape(arr: npt.ArrayLike, n_time: int, names: Sequence[str], what: str) -> ValueArray:
@@ -472,13 +530,29 @@ def iter_violations(
     chunk_values:
         Node-steps per slice (default :data:`CHUNK_VALUES`).
     """
+    for arrays in iter_violation_arrays(
+        result, limits, source_name=source_name, chunk_values=chunk_values
+    ):
+        yield arrays.frame()
+
+
+def iter_violation_arrays(
+    result: _ResultLike,
+    limits: Limits | None = None,
+    *,
+    source_name: str = SOURCE_ELEMENT,
+    chunk_values: int | None = None,
+) -> Iterator[ViolationArrays]:
+    """:func:`iter_violations` as integer codes (:class:`ViolationArrays`), for writers that
+    keep names as a dictionary (``violations.parquet``)."""
     lim = limits if limits is not None else load_limits()
     time = _as_time_index(result.time)
     width = max(1, len(result.node_names), len(result.branch_names))
     steps = max(1, (chunk_values or CHUNK_VALUES) // width)
+    names_seen: dict[tuple[str, ...], tuple[list[str], npt.NDArray[np.intp]]] = {}
     for r0 in range(0, len(time), steps):
         rows = slice(r0, min(r0 + steps, len(time)))
-        yield _table(time[rows], _chunk_parts(result, lim, source_name, time, rows))
+        yield _merge(time[rows], _chunk_parts(result, lim, source_name, time, rows), names_seen)
 
 
 @dataclass
