@@ -16,6 +16,7 @@ import pytest
 from gridflex.network import load_network
 from gridflex.network.model import Network
 from gridflex.powerflow import timeseries as ts
+from gridflex.powerflow.injections import phase_currents
 from gridflex.powerflow.phase_power import phase_power
 from gridflex.powerflow.recording import BranchCurrents, record_block
 
@@ -108,6 +109,10 @@ def test_record_block_matches_dense_yprim_products(
     v_pu = np.zeros((STEPS, net.n_nodes))
     load = np.zeros((STEPS, n_br))
     cols = np.arange(STEPS, dtype=np.int64)[::-1].copy()  # rows written where told
+    pv_slot = np.full(prob.inj.n, -1, dtype=np.int64)
+    pv_slot[:3] = [0, 1, 2]
+    p_load = np.full(STEPS, -1.0)
+    p_routed = np.full((3, STEPS), -1.0)
     if mixed_taps:
         uniq, step_var = np.unique(taps, axis=0, return_inverse=True)
         var_re, var_im = cur.variants([tuple(int(x) for x in row) for row in uniq])
@@ -133,7 +138,25 @@ def test_record_block_matches_dense_yprim_products(
         var_re,
         var_im,
         np.ascontiguousarray(step_var, dtype=np.int64).ravel(),
+        *prob.inj.kernel_arrays(),
+        w,
+        var,
+        pv_slot,
+        p_load,
+        p_routed,
     )
+    # injector powers: per block step (not per row in cols), Re(V conj(I)) of the NumPy load
+    # models; phases with a slot (as PV phases get) are routed out of the load sum
+    inj = prob.inj
+    vd = (
+        np.vstack([v, np.zeros((1, STEPS))])[np.minimum(inj.a, prob.n)]
+        - np.vstack([v, np.zeros((1, STEPS))])[np.minimum(inj.b, prob.n)]
+    )
+    p_ref = (vd * np.conj(phase_currents(inj, vd, w, var))).real
+    ok = np.arange(STEPS) != 3
+    np.testing.assert_allclose(p_load[ok], p_ref[3:][:, ok].sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(p_routed[:, ok], p_ref[:3][:, ok], rtol=1e-12)
+    assert np.isnan(p_load[3])
     br = net.branches
     reg_branch = {int(b): r for r, b in enumerate(reg.branch_idx)}
     for k in range(n_br):

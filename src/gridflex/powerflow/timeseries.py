@@ -63,7 +63,6 @@ from gridflex.powerflow.injections import (
     Injectors,
     build_injectors,
     injection_rhs_for,
-    injector_power_w,
     phase_currents,
 )
 from gridflex.powerflow.inverter import InverterSettings
@@ -1067,6 +1066,10 @@ class _Recorder:
         self.max_dv = np.zeros(t)
         self.currents = BranchCurrents(net)
         self.inv_vb = 1.0 / prob.vbase_v
+        # record_block's injector outputs: PV phases get their own row, loads one sum per step
+        is_pv = prob.inj.is_pv
+        self.pv_phases = int(np.count_nonzero(is_pv))
+        self.pv_slot = np.where(is_pv, np.cumsum(is_pv) - 1, -1).astype(np.int64)
 
     def record(
         self,
@@ -1169,6 +1172,9 @@ class _Recorder:
             data, reg_off = cur.data_for(first), cur.no_reg_off
             var_re = var_im = np.zeros((0, 0))
             step_var = np.zeros(cols.size, dtype=np.int64)
+        inj = prob.inj
+        p_load = np.empty(cols.size)  # absorbed by the loads, W
+        p_pv_phase = np.empty((self.pv_phases, cols.size))  # absorbed per PV phase, W (< 0)
         record_block(
             v,
             self.inv_vb,
@@ -1185,6 +1191,12 @@ class _Recorder:
             var_re,
             var_im,
             np.ascontiguousarray(step_var, dtype=np.int64).ravel(),
+            *inj.kernel_arrays(),
+            np.ascontiguousarray(w),
+            np.ascontiguousarray(var),
+            self.pv_slot,
+            p_load,
+            p_pv_phase,
         )
         # power through each regulator's regulated winding, per tap position among the steps
         reg = net.regulators
@@ -1217,15 +1229,12 @@ class _Recorder:
             s = np.sum(vt * np.conj(i_norton - i_into), axis=0)
             self.src_p[cols] = s.real / 1000.0
             self.src_q[cols] = s.imag / 1000.0
-        # consumption by loads and PV output
-        p_inj = injector_power_w(prob.inj, v, w, var)  # absorbed per injector phase
-        p_load = p_inj[~prob.inj.is_pv].sum(axis=0)
+        # consumption by loads and PV output (record_block took the injector powers)
         if len(net.pv):
-            p_pv_phase = -p_inj[prob.inj.is_pv]
             pv_p = np.zeros((len(net.pv), v.shape[1]))
-            np.add.at(pv_p, prob.inj.element[prob.inj.is_pv], p_pv_phase)
+            np.add.at(pv_p, inj.element[inj.is_pv], -p_pv_phase)
             self.pv_p[cols] = pv_p.T / 1000.0
-            p_gen = p_pv_phase.sum(axis=0)
+            p_gen = -p_pv_phase.sum(axis=0)
         else:
             p_gen = np.zeros(v.shape[1])
         self.losses[cols] = self.src_p[cols] + (p_gen - p_load) / 1000.0
