@@ -138,7 +138,7 @@ def test_record_block_matches_dense_yprim_products(
         var_re,
         var_im,
         np.ascontiguousarray(step_var, dtype=np.int64).ravel(),
-        *prob.inj.kernel_arrays(),
+        prob.inj.kernel_arrays(),
         w,
         var,
         pv_slot,

@@ -150,18 +150,7 @@ def record_block(
     var_re: np.ndarray,
     var_im: np.ndarray,
     step_var: np.ndarray,
-    inj_a: np.ndarray,
-    inj_b: np.ndarray,
-    model: np.ndarray,
-    vb: np.ndarray,
-    vlow: np.ndarray,
-    v95: np.ndarray,
-    v105: np.ndarray,
-    vminpu: np.ndarray,
-    vmaxpu: np.ndarray,
-    cvrw: np.ndarray,
-    cvrv: np.ndarray,
-    varbase: np.ndarray,
+    inj: tuple[np.ndarray, ...],
     w: np.ndarray,
     var: np.ndarray,
     pv_slot: np.ndarray,
@@ -180,7 +169,8 @@ def record_block(
     values for step ``j`` from row ``step_var[j]`` of ``var_re``/``var_im`` (its block starting
     at column ``reg_off[b]``, see :meth:`BranchCurrents.variants`) instead of ``data``.
 
-    Injectors (the load-model arrays of ``Injectors.kernel_arrays``, nominal ``w``/``var`` per
+    Injectors (``inj``: the load-model arrays of ``Injectors.kernel_arrays``, as one tuple;
+    nominal ``w``/``var`` per
     phase and step of the block, n_inj x k): ``p_load_w[j]`` (k,) is the active power all
     phases with ``pv_slot < 0`` absorb at step ``j`` (summed in injector order), ``p_pv_w[s,
     j]`` that of the phase with ``pv_slot == s`` (PV: negative). Taken here, from the lanes'
@@ -226,10 +216,7 @@ def record_block(
                     acc += x
                 vsum[c] += acc
         _branch_max(vr, vi, ptr, idx, d_re, d_im, row_start, reg_off, imax2)
-        _injector_powers(
-            vr, vi, g0, kk, inj_a, inj_b, model, vb, vlow, v95, v105, vminpu, vmaxpu, cvrw,
-            cvrv, varbase, w, var, pv_slot, p_load_w, p_pv_w,
-        )  # fmt: skip
+        _injector_powers(vr, vi, g0, kk, inj, w, var, pv_slot, p_load_w, p_pv_w)
         if var_re.shape[0]:
             _regulator_max(
                 vr, vi, ptr, idx, row_start, block_start, reg_off, var_re, var_im, lane_var, imax2
@@ -248,18 +235,7 @@ def _injector_powers(
     vi: np.ndarray,
     g0: int,
     kk: int,
-    a: np.ndarray,
-    b: np.ndarray,
-    model: np.ndarray,
-    vb: np.ndarray,
-    vlow: np.ndarray,
-    v95: np.ndarray,
-    v105: np.ndarray,
-    vminpu: np.ndarray,
-    vmaxpu: np.ndarray,
-    cvrw: np.ndarray,
-    cvrv: np.ndarray,
-    varbase: np.ndarray,
+    inj: tuple[np.ndarray, ...],
     w: np.ndarray,
     var: np.ndarray,
     pv_slot: np.ndarray,
@@ -276,6 +252,7 @@ def _injector_powers(
     pace: 40 us per step on the 8500-node feeder, whose frozen year puts most loads above
     their band.
     """
+    a, b, model, vb, vlow, v95, v105, vminpu, vmaxpu, cvrw, cvrv, varbase = inj
     n = vr.shape[0]
     p = np.empty(_W)
     other = np.empty(_W, dtype=np.bool_)

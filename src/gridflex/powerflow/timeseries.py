@@ -1191,7 +1191,7 @@ class _Recorder:
             var_re,
             var_im,
             np.ascontiguousarray(step_var, dtype=np.int64).ravel(),
-            *inj.kernel_arrays(),
+            inj.kernel_arrays(),
             np.ascontiguousarray(w),
             np.ascontiguousarray(var),
             self.pv_slot,
