@@ -21,7 +21,8 @@ import numba as nb
 import numpy as np
 
 from gridflex.powerflow.accel import _GAMMA_MAX
-from gridflex.powerflow.injections import _current
+from gridflex.powerflow.injections import _current, constant_power_current
+from gridflex.powerflow.single_step import kernel_setup
 
 #: steps solved side by side (compile-time constant, see the module docstring)
 LANES = 16
@@ -96,29 +97,9 @@ def fixed_point_lanes(
     # Everything runs in the factor's own orders, so no pass permutes: a node's voltage lives
     # at row perm_c[i] of the lane arrays (where the triangular solve leaves x_i), and its
     # right-hand side is assembled at row perm_r[i] (where the solve expects b_i).
-    ra = np.empty(n_inj, dtype=np.int64)  # rhs rows of the injectors' nodes (n = ground)
-    rb = np.empty(n_inj, dtype=np.int64)
-    ca = np.empty(n_inj, dtype=np.int64)  # voltage rows
-    cb = np.empty(n_inj, dtype=np.int64)
-    fast = np.empty(n_inj, dtype=np.bool_)  # constant P+jQ inside Vminpu..Vmaxpu: inline
-    lo2 = np.empty(n_inj)
-    hi2 = np.empty(n_inj)
-    for j in range(n_inj):
-        ra[j] = perm_r[a[j]] if a[j] < n else n
-        rb[j] = perm_r[b[j]] if b[j] < n else n
-        ca[j] = perm_c[a[j]] if a[j] < n else n
-        cb[j] = perm_c[b[j]] if b[j] < n else n
-        fast[j] = model[j] == 1 or model[j] == 101
-        lo = max(v95[j], vlow[j])
-        lo2[j] = lo * lo
-        hi2[j] = v105[j] * v105[j]
-    src_r = np.zeros(n)
-    src_i = np.zeros(n)
-    ivb = np.empty(n)
-    for i in range(n):
-        src_r[perm_r[i]] = i_src[i].real
-        src_i[perm_r[i]] = i_src[i].imag
-        ivb[perm_c[i]] = inv_vb[i]
+    ra, rb, ca, cb, fast, lo2, hi2, zf, src_r, src_i, ivb = kernel_setup(
+        perm_r, perm_c, a, b, model, vlow, v95, v105, vb, vmaxpu, i_src, inv_vb
+    )
     # lane state (one extra zero row stands for ground): iterate, Anderson history, solve work
     vr = np.zeros((n + 1, m))
     vi = np.zeros((n + 1, m))
@@ -253,11 +234,10 @@ def fixed_point_lanes(
                 dr = vr[ja, c] - vr[jb, c]
                 di = vi[ja, c] - vi[jb, c]
                 v2 = dr * dr + di * di
-                if fast[j] and v2 > lo2[j] and v2 <= hi2[j]:
-                    # conj(S / V) = conj(S) V / |V|^2, minus the nominal admittance's current
-                    inv = 1.0 / v2
-                    cr = (wl[c] * dr + ql[c] * di) * inv - (ynr * dr - yni * di)
-                    ci = (wl[c] * di - ql[c] * dr) * inv - (ynr * di + yni * dr)
+                if fast[j] and v2 > lo2[j]:
+                    pr, pi = constant_power_current(dr, di, v2, wl[c], ql[c], hi2[j], zf[j])
+                    cr = pr - (ynr * dr - yni * di)
+                    ci = pi - (ynr * di + yni * dr)
                 else:
                     cur = _current(
                         complex(dr, di),

@@ -350,6 +350,25 @@ def phase_currents(
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
+def constant_power_current(
+    dr: float, di: float, v2: float, w: float, var: float, hi2: float, zf: float
+) -> tuple[float, float]:  # pragma: no cover - compiled
+    """Current of a constant P+jQ phase (load model 1, PV) at ``V = dr + j di`` above its low
+    zone (``|V|^2 = v2``), as :func:`_current` gives it: ``conj(S) V / |V|^2`` up to Vmaxpu
+    (``v2 <= hi2``), above it the impedance of the nominal power at Vmaxpu, ``conj(S) zf V``
+    with ``zf = 1 / (Vbase Vmaxpu)^2`` (OpenDSS ``Load.pas``). The solver kernels take it
+    inline, without the general model's zone tests: the frozen 8500-node year puts most of its
+    loads above Vmaxpu, where those cost a tenth of the lane kernel.
+    """
+    if v2 <= hi2:
+        inv = 1.0 / v2
+        return (w * dr + var * di) * inv, (w * di - var * dr) * inv
+    zr = w * zf
+    zi = -var * zf
+    return zr * dr - zi * di, zr * di + zi * dr
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
 def _current(
     vd: complex,
     model: int,

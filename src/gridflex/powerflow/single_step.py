@@ -35,7 +35,7 @@ import numba as nb
 import numpy as np
 
 from gridflex.powerflow.accel import _GAMMA_MAX
-from gridflex.powerflow.injections import _current
+from gridflex.powerflow.injections import _current, constant_power_current
 from gridflex.powerflow.linsolve import backward_one, forward_one, woodbury_one
 
 #: a depth-2 least-squares system this close to singular (relative to its diagonal) falls back
@@ -87,6 +87,7 @@ def fixed_point_single(
     fast: np.ndarray,
     lo2: np.ndarray,
     hi2: np.ndarray,
+    zf: np.ndarray,
     src_r: np.ndarray,
     src_i: np.ndarray,
     ivb: np.ndarray,
@@ -155,10 +156,10 @@ def fixed_point_single(
                 v2 = dr * dr + di * di
                 ynr = y_nom[j].real
                 yni = y_nom[j].imag
-                if fast[j] and v2 > lo2[j] and v2 <= hi2[j]:
-                    inv = 1.0 / v2
-                    cr = (wl[j] * dr + ql[j] * di) * inv - (ynr * dr - yni * di)
-                    ci = (wl[j] * di - ql[j] * dr) * inv - (ynr * di + yni * dr)
+                if fast[j] and v2 > lo2[j]:
+                    pr, pi = constant_power_current(dr, di, v2, wl[j], ql[j], hi2[j], zf[j])
+                    cr = pr - (ynr * dr - yni * di)
+                    ci = pi - (ynr * di + yni * dr)
                 else:
                     cur = _current(
                         complex(dr, di),
@@ -263,6 +264,8 @@ def kernel_setup(
     vlow: np.ndarray,
     v95: np.ndarray,
     v105: np.ndarray,
+    vb: np.ndarray,
+    vmaxpu: np.ndarray,
     i_src: np.ndarray,
     inv_vb: np.ndarray,
 ) -> tuple[
@@ -276,10 +279,13 @@ def kernel_setup(
     np.ndarray,
     np.ndarray,
     np.ndarray,
+    np.ndarray,
 ]:  # pragma: no cover - compiled
     """The arrays :func:`fixed_point_single` takes in the factor's orders: injector rows of the
     right-hand side (``ra``, ``rb``; ``n`` = ground) and of the voltages (``ca``, ``cb``), the
-    inline constant-PQ test and its zone bounds squared, the source current (``src_r``,
+    inline constant-PQ test and its zone bounds squared, the admittance per W above Vmaxpu
+    (``zf``, see :func:`~gridflex.powerflow.injections.constant_power_current`), the source
+    current (``src_r``,
     ``src_i``) and ``1 / V_base`` (``ivb``)."""
     n = perm_r.shape[0]
     n_inj = a.shape[0]
@@ -290,6 +296,7 @@ def kernel_setup(
     fast = np.empty(n_inj, dtype=np.bool_)
     lo2 = np.empty(n_inj)
     hi2 = np.empty(n_inj)
+    zf = np.empty(n_inj)
     for j in range(n_inj):
         ra[j] = perm_r[a[j]] if a[j] < n else n
         rb[j] = perm_r[b[j]] if b[j] < n else n
@@ -299,6 +306,9 @@ def kernel_setup(
         lo = max(v95[j], vlow[j])
         lo2[j] = lo * lo
         hi2[j] = v105[j] * v105[j]
+        zf[j] = 1.0 / (vb[j] * vb[j])
+        if vmaxpu[j] != 0.0:
+            zf[j] /= vmaxpu[j] * vmaxpu[j]
     src_r = np.zeros(n)
     src_i = np.zeros(n)
     ivb = np.empty(n)
@@ -306,4 +316,4 @@ def kernel_setup(
         src_r[perm_r[i]] = i_src[i].real
         src_i[perm_r[i]] = i_src[i].imag
         ivb[perm_c[i]] = inv_vb[i]
-    return ra, rb, ca, cb, fast, lo2, hi2, src_r, src_i, ivb
+    return ra, rb, ca, cb, fast, lo2, hi2, zf, src_r, src_i, ivb

@@ -517,6 +517,7 @@ _Setup = tuple[
     FloatArray,
     FloatArray,
     FloatArray,
+    FloatArray,
 ]
 
 
@@ -537,6 +538,8 @@ def _single_setup(prob: _Problem, base: Factor) -> _Setup:
                 inj.v_low_v,
                 inj.v_min_v,
                 inj.v_max_v,
+                inj.v_base_v,
+                inj.vmaxpu,
                 prob.i_src_c,
                 prob.inv_vb,
             ),
