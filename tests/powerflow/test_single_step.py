@@ -12,12 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 
 from gridflex.network import load_network
 from gridflex.network.model import Network
 from gridflex.powerflow import timeseries as ts
+from gridflex.powerflow.injections import PV_MODEL, _current, constant_power_current
 from gridflex.powerflow.linsolve import LowRankFactor
 from gridflex.powerflow.phase_power import PhasePower, phase_power
 
@@ -138,3 +140,22 @@ def test_level_response_shift_reproduces_the_state_solutions(
     w_gen = w.copy()
     w_gen[0] = -1.0
     assert ts._level_response(prob, state, PhasePower.from_dense(w_gen, var)) is None
+
+
+@pytest.mark.parametrize("model", [1, PV_MODEL])
+@pytest.mark.parametrize("vmaxpu", [1.05, 0.0])
+def test_inline_constant_power_current_is_the_load_model(model: int, vmaxpu: float) -> None:
+    """The kernels' inline path (in band and above Vmaxpu) gives ``_current``'s current."""
+    vb = 7200.0
+    vminpu, vlow_pu = 0.95, 0.5
+    v95, v105 = vminpu * vb, (vmaxpu if vmaxpu else 1.05) * vb
+    zf = 1.0 / (vb * vb) / (vmaxpu * vmaxpu if vmaxpu else 1.0)
+    w, var = (-4000.0, 1500.0) if model == PV_MODEL else (5000.0, 2000.0)
+    for v_pu in (0.96, 1.0, 1.049, 1.051, 1.12, 1.3):
+        vd = v_pu * vb * np.exp(1j * 0.3)
+        v2 = abs(vd) ** 2
+        ref = _current(
+            vd, model, vb, vlow_pu * vb, v95, v105, vminpu, vmaxpu, 1.0, 2.0, 0.0, w, var
+        )
+        cr, ci = constant_power_current(vd.real, vd.imag, v2, w, var, v105 * v105, zf)
+        assert complex(cr, ci) == pytest.approx(ref, rel=1e-13), v_pu
