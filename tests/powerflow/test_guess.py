@@ -106,7 +106,11 @@ def test_frozen_year_from_anchor_spline_matches_plain_starts(
     assert got.iterations.mean() < 1.5
     assert ref.iterations.mean() > 3.0
     # the kernel evaluates the spline as evaluate() does (its rows in the solution order): one
-    # iteration from each start (a tolerance nothing fails) gives the same voltages
+    # iteration from each start (a tolerance nothing fails) gives the same voltages, to the
+    # rounding of the two evaluations (fused multiply-adds in the kernel) as one iteration
+    # amplifies it: a start moved by 5e-15 pu moves the result by 4e-11 pu here (the source's
+    # Thevenin admittance makes Y ill-conditioned). A wrong interval or weight is off by a
+    # slope times a knot gap, about 1e-4 pu
     prob.tol_pu = 1e9
     start = spline.evaluate(level)[fac.perm_c]
     same = ts._fixed_point(prob, fac, w.copy(), var.copy(), start, prob.y_nom, 1)
@@ -114,7 +118,7 @@ def test_frozen_year_from_anchor_spline_matches_plain_starts(
         prob, state, fac, w, var, spline, level, np.empty((prob.n, steps), complex)
     )
     assert np.all(one.iterations == 1)
-    assert np.max(np.abs(same.v - one.v) / prob.vbase_v[:, None]) < 1e-12
+    assert np.max(np.abs(same.v - one.v) / prob.vbase_v[:, None]) < 1e-9
 
 
 def test_frozen_year_in_level_order_reports_progress_and_agrees_with_time_order(

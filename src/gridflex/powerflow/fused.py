@@ -21,13 +21,14 @@ import numba as nb
 import numpy as np
 
 from gridflex.powerflow.accel import _GAMMA_MAX
+from gridflex.powerflow.guess import hermite_weights
 from gridflex.powerflow.injections import _current, constant_power_current
 from gridflex.powerflow.single_step import kernel_setup
 
 #: steps solved side by side (compile-time constant, see the module docstring)
 LANES = 16
 #: the spline arguments of :func:`fixed_point_lanes` when the starts come from ``v0``
-NO_SPLINE = (np.zeros(0), np.zeros((0, 4, 0)), np.zeros((0, 4, 0)), np.zeros(0))
+NO_SPLINE = (np.zeros(0), np.zeros((0, 4, 0)), np.zeros(0))
 #: refilled lanes of up to this many spline intervals are evaluated interval by interval, all
 #: lanes at once (more intervals: lane by lane)
 _MASKED_INTERVALS = 3
@@ -68,8 +69,7 @@ def fixed_point_lanes(
     inv_vb: np.ndarray,
     v0: np.ndarray,
     g_knots: np.ndarray,
-    g_re: np.ndarray,
-    g_im: np.ndarray,
+    g_data: np.ndarray,
     g_level: np.ndarray,
     tol: float,
     max_iter: int,
@@ -83,8 +83,8 @@ def fixed_point_lanes(
 
     A step's start is column ``t`` of ``v0`` (N x k) or, when ``g_knots`` holds two or more
     knots, the cubic spline of :class:`gridflex.powerflow.guess.SplineGuess` evaluated at
-    ``g_level[t]`` (coefficients ``g_re``/``g_im``, (K - 1) x 4 x N in the factor's solution
-    order), so no N x k start array is ever built.
+    ``g_level[t]`` (``g_data``: its ``knot_data``, K x 4 x N in the factor's solution order), so
+    no N x k start array is ever built.
 
     A column stops when its largest voltage change is below ``tol`` (converged), after
     ``max_iter`` iterations, or when the change is not finite (diverged; ``last_dv`` = inf).
@@ -126,11 +126,11 @@ def fixed_point_lanes(
             wi[i, c] = src_i[i]
     fill = np.zeros(m, dtype=np.int64)  # lanes refilled (or finished) in this pass
     fq = np.zeros(m, dtype=np.int64)  # their spline interval
-    fh = np.zeros(m)  # and the level's offset in it
+    fw = np.zeros((m, 4))  # and the Hermite weights of its knots' values and slopes
     ft = np.zeros(m, dtype=np.int64)  # their steps
     fq_u = np.zeros(_MASKED_INTERVALS, dtype=np.int64)  # the intervals among them
     mask = np.zeros(m, dtype=np.bool_)
-    hv = np.zeros(m)
+    hw = np.zeros((4, m))  # the weights of one interval's lanes, lane-contiguous
     nxt = 0
     busy = 0
     while True:
@@ -150,7 +150,7 @@ def fixed_point_lanes(
                     x = min(max(g_level[nxt], g_knots[0]), g_knots[nk - 1])
                     q = min(max(np.searchsorted(g_knots, x) - 1, 0), nk - 2)
                     fq[nf] = q
-                    fh[nf] = x - g_knots[q]
+                    fw[nf, 0], fw[nf, 1], fw[nf, 2], fw[nf, 3] = hermite_weights(g_knots, q, x)
                 nf += 1
                 nxt += 1
                 busy += 1
@@ -164,7 +164,7 @@ def fixed_point_lanes(
                 nq = 0
                 for f in range(nf):
                     seen = False
-                    for u in range(nq):
+                    for u in range(min(nq, _MASKED_INTERVALS)):
                         seen = seen or fq_u[u] == fq[f]
                     if not seen and nq < _MASKED_INTERVALS:
                         fq_u[nq] = fq[f]
@@ -174,24 +174,35 @@ def fixed_point_lanes(
                         q = fq_u[u]
                         for c in range(m):
                             mask[c] = False
-                            hv[c] = 0.0
+                            for e in range(4):
+                                hw[e, c] = 0.0
                         for f in range(nf):
                             if fq[f] == q:
                                 mask[fill[f]] = True
-                                hv[fill[f]] = fh[f]
-                        for r in range(n):  # Horner, coefficients in ascending powers of h
-                            a0 = g_re[q, 0, r]
-                            a1 = g_re[q, 1, r]
-                            a2 = g_re[q, 2, r]
-                            a3 = g_re[q, 3, r]
-                            b0 = g_im[q, 0, r]
-                            b1 = g_im[q, 1, r]
-                            b2 = g_im[q, 2, r]
-                            b3 = g_im[q, 3, r]
+                                for e in range(4):
+                                    hw[e, fill[f]] = fw[f, e]
+                        for r in range(n):  # the two knots' values and slopes, weighted
+                            y0r = g_data[q, 0, r]
+                            y0i = g_data[q, 1, r]
+                            s0r = g_data[q, 2, r]
+                            s0i = g_data[q, 3, r]
+                            y1r = g_data[q + 1, 0, r]
+                            y1i = g_data[q + 1, 1, r]
+                            s1r = g_data[q + 1, 2, r]
+                            s1i = g_data[q + 1, 3, r]
                             for c in range(m):
-                                h = hv[c]
-                                xr = ((a3 * h + a2) * h + a1) * h + a0
-                                xi = ((b3 * h + b2) * h + b1) * h + b0
+                                xr = (
+                                    hw[0, c] * y0r
+                                    + hw[1, c] * s0r
+                                    + hw[2, c] * y1r
+                                    + hw[3, c] * s1r
+                                )
+                                xi = (
+                                    hw[0, c] * y0i
+                                    + hw[1, c] * s0i
+                                    + hw[2, c] * y1i
+                                    + hw[3, c] * s1i
+                                )
                                 vr[r, c] = xr if mask[c] else vr[r, c]
                                 vi[r, c] = xi if mask[c] else vi[r, c]
                 else:
@@ -199,13 +210,16 @@ def fixed_point_lanes(
                         for f in range(nf):
                             c = fill[f]
                             q = fq[f]
-                            h = fh[f]
+                            d0 = g_data[q]
+                            d1 = g_data[q + 1]
                             vr[r, c] = (
-                                (g_re[q, 3, r] * h + g_re[q, 2, r]) * h + g_re[q, 1, r]
-                            ) * h + g_re[q, 0, r]
+                                fw[f, 0] * d0[0, r] + fw[f, 1] * d0[2, r]
+                                + fw[f, 2] * d1[0, r] + fw[f, 3] * d1[2, r]
+                            )  # fmt: skip
                             vi[r, c] = (
-                                (g_im[q, 3, r] * h + g_im[q, 2, r]) * h + g_im[q, 1, r]
-                            ) * h + g_im[q, 0, r]
+                                fw[f, 0] * d0[1, r] + fw[f, 1] * d0[3, r]
+                                + fw[f, 2] * d1[1, r] + fw[f, 3] * d1[3, r]
+                            )  # fmt: skip
             else:
                 for i in range(n):
                     r = perm_c[i]

@@ -16,10 +16,12 @@ every step still iterates to the solver's tolerance from wherever it starts.
 The spline is the piecewise cubic Hermite interpolant with Bessel slopes (at each knot, the
 slope of the parabola through it and its two neighbours) [1]_, per real and imaginary part of
 every node voltage: local, so it is built in one compiled pass over nodes and knots (SciPy's
-global ``CubicSpline`` took 0.1-0.25 s for 256 knots x 8531 nodes, for no fewer iterations). Its
-coefficients are kept per interval in ascending powers of ``level - knot`` so the lane kernel
-(:mod:`gridflex.powerflow.fused`) evaluates a step's start by Horner's rule when the step enters
-a lane.
+global ``CubicSpline`` took 0.1-0.25 s for 256 knots x 8531 nodes, for no fewer iterations). It
+is kept in Hermite form, each knot's values and slopes, so the lane kernel
+(:mod:`gridflex.powerflow.fused`) evaluates a step's start from the two knots around its level
+with the four cubic Hermite basis weights when the step enters a lane. Per interval
+coefficients of ``level - knot`` (the form before) are twice the memory (140 MB for 256 knots on
+the 8500-node feeder) and twice the fit's writes, for the same four reads per node.
 
 References
 ----------
@@ -71,15 +73,14 @@ def anchor_steps(level: FloatArray, n_anchors: int) -> IntArray:
 
 @dataclass(frozen=True)
 class SplineGuess:
-    """Node voltages (V, complex) as a cubic spline in the load level.
+    """Node voltages (V, complex) as a cubic spline in the load level, in Hermite form.
 
-    ``coef_re[q, p, i]`` / ``coef_im[q, p, i]``: coefficient of ``(level - knots[q]) ** p`` on
-    interval ``q`` for node ``i`` (real and imaginary part), ``p`` = 0..3.
+    ``knot_data[q, 0, i]`` / ``knot_data[q, 1, i]``: real / imaginary voltage of node ``i`` at
+    knot ``q``; ``knot_data[q, 2, i]`` / ``knot_data[q, 3, i]``: its slope in the level there.
     """
 
     knots: FloatArray
-    coef_re: FloatArray
-    coef_im: FloatArray
+    knot_data: FloatArray
 
     @classmethod
     def fit(cls, knots: FloatArray, v: ComplexArray, rows: IntArray | None = None) -> SplineGuess:
@@ -98,25 +99,38 @@ class SplineGuess:
         if not (v.flags.c_contiguous or v.flags.f_contiguous):
             v = np.ascontiguousarray(v)
         # written once, then read (memory.result_array says why small pages)
-        coef_re = result_array((x.size - 1, 4, n), np.float64)
-        coef_im = result_array((x.size - 1, 4, n), np.float64)
-        _hermite_bessel(x, v.astype(np.complex128, copy=False), perm, coef_re, coef_im)
-        return cls(x, coef_re, coef_im)
+        knot_data = result_array((x.size, 4, n), np.float64)
+        _hermite_bessel(x, v.astype(np.complex128, copy=False), perm, knot_data)
+        return cls(x, knot_data)
 
     @property
     def n(self) -> int:
         """Number of nodes."""
-        return int(self.coef_re.shape[2])
+        return int(self.knot_data.shape[2])
 
     def evaluate(self, level: FloatArray) -> ComplexArray:
         """Voltages (N x k) at ``level`` (k,), clamped to the knots' range."""
         x = np.clip(np.asarray(level, dtype=np.float64), self.knots[0], self.knots[-1])
         q = np.clip(np.searchsorted(self.knots, x) - 1, 0, self.knots.size - 2)
-        h = (x - self.knots[q])[None, :]
-        out = np.zeros((self.n, x.size), dtype=np.complex128)
-        for p in range(3, -1, -1):  # Horner
-            out = out * h + (self.coef_re[q, p, :].T + 1j * self.coef_im[q, p, :].T)
+        out = np.empty((self.n, x.size), dtype=np.complex128)
+        for c in range(x.size):
+            w00, w10, w01, w11 = hermite_weights(self.knots, int(q[c]), float(x[c]))
+            d0 = self.knot_data[q[c]]
+            d1 = self.knot_data[q[c] + 1]
+            re = w00 * d0[0] + w10 * d0[2] + w01 * d1[0] + w11 * d1[2]
+            im = w00 * d0[1] + w10 * d0[3] + w01 * d1[1] + w11 * d1[3]
+            out[:, c] = re + 1j * im
         return out
+
+
+@nb.njit(cache=True, nogil=True)
+def hermite_weights(knots: np.ndarray, q: int, x: float) -> tuple[float, float, float, float]:
+    """Weights of knot ``q``'s value and slope and knot ``q + 1``'s at level ``x`` (de Boor,
+    ch. IV: the cubic Hermite basis on the interval, the slopes' weights scaled by its width)."""
+    width = knots[q + 1] - knots[q]
+    t = (x - knots[q]) / width
+    u = 1.0 - t
+    return (1.0 + 2.0 * t) * u * u, t * u * u * width, t * t * (3.0 - 2.0 * t), -t * t * u * width
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -146,43 +160,24 @@ def _slope(x: np.ndarray, v: np.ndarray, i: int, j: int) -> complex:  # pragma: 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
 def _hermite_bessel(
-    x: np.ndarray, v: np.ndarray, perm: np.ndarray, coef_re: np.ndarray, coef_im: np.ndarray
+    x: np.ndarray, v: np.ndarray, perm: np.ndarray, knot_data: np.ndarray
 ) -> None:  # pragma: no cover - compiled
-    """Coefficients of the Hermite cubic with Bessel slopes through ``v`` (N x K) at ``x``.
+    """Values and Bessel slopes of ``v`` (N x K) at ``x``, knot by knot, rows in ``perm`` order.
 
-    Interval by interval, each coefficient row is written in order (row ``r`` from node
-    ``perm^-1[r]``), reading the interval's knots' columns of ``v``; a thread per run of
-    intervals, each knot's slopes computed once per run. Tiles of nodes in node order instead
-    scattered each row's writes over 140 MB (256 knots on the 8500-node feeder): 0.46 s, a
-    cache miss per write.
+    Each knot's four rows are written in order (row ``r`` from node ``perm^-1[r]``), a thread
+    per run of knots: tiles of nodes in node order scattered each row's writes over the array
+    (0.46 s for the 140 MB of per-interval coefficients this replaced, a cache miss per write).
     """
     n, k = v.shape
     node_of = np.empty(n, dtype=np.int64)
     for i in range(n):
         node_of[perm[i]] = i
-    runs = min(k - 1, 8)
-    for run in nb.prange(runs):
-        q0 = (k - 1) * run // runs
-        q1 = (k - 1) * (run + 1) // runs
-        slope = np.empty(n, dtype=np.complex128)  # at knot q, in row order
+    for q in nb.prange(k):
         for r in range(n):
-            slope[r] = _slope(x, v, node_of[r], q0)
-        for q in range(q0, q1):
-            h = x[q + 1] - x[q]
-            for r in range(n):
-                i = node_of[r]
-                y0 = v[i, q]
-                d = (v[i, q + 1] - y0) / h
-                s0 = slope[r]
-                s1 = _slope(x, v, i, q + 1)
-                slope[r] = s1
-                c2 = (3.0 * d - 2.0 * s0 - s1) / h
-                c3 = (s0 + s1 - 2.0 * d) / (h * h)
-                coef_re[q, 0, r] = y0.real
-                coef_im[q, 0, r] = y0.imag
-                coef_re[q, 1, r] = s0.real
-                coef_im[q, 1, r] = s0.imag
-                coef_re[q, 2, r] = c2.real
-                coef_im[q, 2, r] = c2.imag
-                coef_re[q, 3, r] = c3.real
-                coef_im[q, 3, r] = c3.imag
+            i = node_of[r]
+            y = v[i, q]
+            s = _slope(x, v, i, q)
+            knot_data[q, 0, r] = y.real
+            knot_data[q, 1, r] = y.imag
+            knot_data[q, 2, r] = s.real
+            knot_data[q, 3, r] = s.imag
