@@ -1551,9 +1551,9 @@ def _solve_frozen_parallel(
             rec.copy_rows(dst, first[dst])
             return int(cols.size + dst.size)
 
-        # with the spline, blocks of steps of neighbouring levels: a lane's start reads its
-        # level's interval of the coefficients (4 x N complex), which the next steps then find
-        # in cache (about 10 % less solve time than blocks in time order)
+        # with the spline, blocks of steps of neighbouring levels: a lane's start reads the two
+        # knots around its level (values and slopes, 4 x N each), which the next steps then find
+        # in cache, and lanes of one interval are started together (fused.py)
         if spline is not None:
             solve = solve[np.argsort(level[solve], kind="stable")]
         blocks = [solve[t : t + chunk] for t in range(0, solve.size, chunk)]
