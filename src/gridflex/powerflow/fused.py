@@ -160,7 +160,7 @@ def fixed_point_lanes(
                 # spline intervals: per interval, one pass over the rows evaluates all 16
                 # lanes (the lane loop vectorises; lanes of other intervals keep their
                 # values), 530 -> 77 us for 13 lanes on the 8500-node feeder. Lanes of many
-                # intervals (the fine anchors: one each) take the per-lane loop
+                # intervals (steps not in level order) take the per-lane loop
                 nq = 0
                 for f in range(nf):
                     seen = False
