@@ -29,9 +29,6 @@ from gridflex.powerflow.single_step import kernel_setup
 LANES = 16
 #: the spline arguments of :func:`fixed_point_lanes` when the starts come from ``v0``
 NO_SPLINE = (np.zeros(0), np.zeros((0, 4, 0)), np.zeros(0))
-#: refilled lanes of up to this many spline intervals are evaluated interval by interval, all
-#: lanes at once (more intervals: lane by lane)
-_MASKED_INTERVALS = 3
 #: reassociation and fused multiply-add only: NaN/inf stay IEEE (divergence is detected by them)
 _FAST = {"contract", "reassoc", "nsz", "arcp"}
 
@@ -128,7 +125,7 @@ def fixed_point_lanes(
     fq = np.zeros(m, dtype=np.int64)  # their spline interval
     fw = np.zeros((m, 4))  # and the Hermite weights of its knots' values and slopes
     ft = np.zeros(m, dtype=np.int64)  # their steps
-    fq_u = np.zeros(_MASKED_INTERVALS, dtype=np.int64)  # the intervals among them
+    started = np.zeros(m, dtype=np.bool_)  # refilled lanes whose start is evaluated
     mask = np.zeros(m, dtype=np.bool_)
     hw = np.zeros((4, m))  # the weights of one interval's lanes, lane-contiguous
     nxt = 0
@@ -159,67 +156,40 @@ def fixed_point_lanes(
                 # the steps come sorted by level, so the new lanes mostly share one or two
                 # spline intervals: per interval, one pass over the rows evaluates all 16
                 # lanes (the lane loop vectorises; lanes of other intervals keep their
-                # values), 530 -> 77 us for 13 lanes on the 8500-node feeder. Lanes of many
-                # intervals (steps not in level order) take the per-lane loop
-                nq = 0
+                # values), 530 -> 77 us for 13 lanes on the 8500-node feeder against a pass
+                # per lane
                 for f in range(nf):
-                    seen = False
-                    for u in range(min(nq, _MASKED_INTERVALS)):
-                        seen = seen or fq_u[u] == fq[f]
-                    if not seen and nq < _MASKED_INTERVALS:
-                        fq_u[nq] = fq[f]
-                    nq += 0 if seen else 1
-                if nq <= _MASKED_INTERVALS:
-                    for u in range(nq):
-                        q = fq_u[u]
-                        for c in range(m):
-                            mask[c] = False
+                    started[f] = False
+                for f0 in range(nf):
+                    if started[f0]:
+                        continue
+                    q = fq[f0]
+                    for c in range(m):
+                        mask[c] = False
+                        for e in range(4):
+                            hw[e, c] = 0.0
+                    for f in range(f0, nf):
+                        if fq[f] == q:
+                            started[f] = True
+                            mask[fill[f]] = True
                             for e in range(4):
-                                hw[e, c] = 0.0
-                        for f in range(nf):
-                            if fq[f] == q:
-                                mask[fill[f]] = True
-                                for e in range(4):
-                                    hw[e, fill[f]] = fw[f, e]
-                        for r in range(n):  # the two knots' values and slopes, weighted
-                            y0r = g_data[q, 0, r]
-                            y0i = g_data[q, 1, r]
-                            s0r = g_data[q, 2, r]
-                            s0i = g_data[q, 3, r]
-                            y1r = g_data[q + 1, 0, r]
-                            y1i = g_data[q + 1, 1, r]
-                            s1r = g_data[q + 1, 2, r]
-                            s1i = g_data[q + 1, 3, r]
-                            for c in range(m):
-                                xr = (
-                                    hw[0, c] * y0r
-                                    + hw[1, c] * s0r
-                                    + hw[2, c] * y1r
-                                    + hw[3, c] * s1r
-                                )
-                                xi = (
-                                    hw[0, c] * y0i
-                                    + hw[1, c] * s0i
-                                    + hw[2, c] * y1i
-                                    + hw[3, c] * s1i
-                                )
-                                vr[r, c] = xr if mask[c] else vr[r, c]
-                                vi[r, c] = xi if mask[c] else vi[r, c]
-                else:
-                    for r in range(n):
-                        for f in range(nf):
-                            c = fill[f]
-                            q = fq[f]
-                            d0 = g_data[q]
-                            d1 = g_data[q + 1]
-                            vr[r, c] = (
-                                fw[f, 0] * d0[0, r] + fw[f, 1] * d0[2, r]
-                                + fw[f, 2] * d1[0, r] + fw[f, 3] * d1[2, r]
-                            )  # fmt: skip
-                            vi[r, c] = (
-                                fw[f, 0] * d0[1, r] + fw[f, 1] * d0[3, r]
-                                + fw[f, 2] * d1[1, r] + fw[f, 3] * d1[3, r]
-                            )  # fmt: skip
+                                hw[e, fill[f]] = fw[f, e]
+                    for r in range(n):  # the two knots' values and slopes, weighted
+                        y0r = g_data[q, 0, r]
+                        y0i = g_data[q, 1, r]
+                        s0r = g_data[q, 2, r]
+                        s0i = g_data[q, 3, r]
+                        y1r = g_data[q + 1, 0, r]
+                        y1i = g_data[q + 1, 1, r]
+                        s1r = g_data[q + 1, 2, r]
+                        s1i = g_data[q + 1, 3, r]
+                        for c in range(m):
+                            xr = hw[0, c] * y0r + hw[1, c] * s0r + hw[2, c] * y1r
+                            xi = hw[0, c] * y0i + hw[1, c] * s0i + hw[2, c] * y1i
+                            xr += hw[3, c] * s1r
+                            xi += hw[3, c] * s1i
+                            vr[r, c] = xr if mask[c] else vr[r, c]
+                            vi[r, c] = xi if mask[c] else vi[r, c]
             else:
                 for i in range(n):
                     r = perm_c[i]
