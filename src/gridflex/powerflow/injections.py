@@ -349,6 +349,35 @@ def phase_currents(
     return np.asarray(cur, dtype=np.complex128)
 
 
+@nb.njit(cache=True, nogil=True)
+def constant_power_zones(
+    model: np.ndarray,
+    vlow: np.ndarray,
+    v95: np.ndarray,
+    v105: np.ndarray,
+    vb: np.ndarray,
+    vmaxpu: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Per injector phase, what :func:`constant_power_current` needs: whether it is constant
+    P+jQ (load model 1, PV), the squared voltage above which it is (``lo2``, the larger of its
+    Vminpu and Vlow voltages) and up to which it draws its power (``hi2``, Vmaxpu), and ``zf``
+    = 1 / (Vbase Vmaxpu)^2 (1 / Vbase^2 where Vmaxpu is 0, as :func:`_current`)."""
+    n_inj = model.shape[0]
+    fast = np.empty(n_inj, dtype=np.bool_)
+    lo2 = np.empty(n_inj)
+    hi2 = np.empty(n_inj)
+    zf = np.empty(n_inj)
+    for j in range(n_inj):
+        fast[j] = model[j] == 1 or model[j] == PV_MODEL
+        lo = max(v95[j], vlow[j])
+        lo2[j] = lo * lo
+        hi2[j] = v105[j] * v105[j]
+        zf[j] = 1.0 / (vb[j] * vb[j])
+        if vmaxpu[j] != 0.0:
+            zf[j] /= vmaxpu[j] * vmaxpu[j]
+    return fast, lo2, hi2, zf
+
+
 @nb.njit(cache=True, nogil=True, inline="always")
 def constant_power_current(
     dr: float, di: float, v2: float, w: float, var: float, hi2: float, zf: float
@@ -366,6 +395,14 @@ def constant_power_current(
     zr = w * zf
     zi = -var * zf
     return zr * dr - zi * di, zr * di + zi * dr
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def constant_power_w(v2: float, w: float, hi2: float, zf: float) -> float:  # pragma: no cover
+    """Active power the phase of :func:`constant_power_current` absorbs: ``w`` up to Vmaxpu,
+    ``|V|^2 w zf`` above it. Written as a select, not through the current: the recording's
+    lane loop then vectorises (through the current, 12-17 % more recording time)."""
+    return w if v2 <= hi2 else v2 * w * zf
 
 
 @nb.njit(cache=True, nogil=True, inline="always")

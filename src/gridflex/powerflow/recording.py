@@ -19,7 +19,11 @@ import numpy as np
 import numpy.typing as npt
 
 from gridflex.network.model import Network
-from gridflex.powerflow.injections import PV_MODEL, _current
+from gridflex.powerflow.injections import (
+    _current,
+    constant_power_w,
+    constant_power_zones,
+)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -188,6 +192,8 @@ def record_block(
     lane_var = np.zeros(_W, dtype=np.int64)
     vsum = np.zeros(_W)  # per lane: a NaN or inf voltage shows in the sum
     inv_norm = np.empty(n_br)  # 100 / rating, NaN for unrated elements
+    # inj: a, b, model, vb, vlow, v95, v105, vminpu, vmaxpu, ... (Injectors.kernel_arrays)
+    zones = constant_power_zones(inj[2], inj[4], inj[5], inj[6], inj[3], inj[8])
     for b in range(n_br):
         inv_norm[b] = 100.0 / norm_a[b] if norm_a[b] > 0.0 else np.nan
     for g0 in range(0, k, _W):
@@ -216,7 +222,7 @@ def record_block(
                     acc += x
                 vsum[c] += acc
         _branch_max(vr, vi, ptr, idx, d_re, d_im, row_start, reg_off, imax2)
-        _injector_powers(vr, vi, g0, kk, inj, w, var, pv_slot, p_load_w, p_pv_w)
+        _injector_powers(vr, vi, g0, kk, inj, zones, w, var, pv_slot, p_load_w, p_pv_w)
         if var_re.shape[0]:
             _regulator_max(
                 vr, vi, ptr, idx, row_start, block_start, reg_off, var_re, var_im, lane_var, imax2
@@ -236,6 +242,7 @@ def _injector_powers(
     g0: int,
     kk: int,
     inj: tuple[np.ndarray, ...],
+    zones: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     w: np.ndarray,
     var: np.ndarray,
     pv_slot: np.ndarray,
@@ -244,15 +251,15 @@ def _injector_powers(
 ) -> None:  # pragma: no cover - compiled
     """Active power absorbed per injector phase for lanes ``0:kk`` (steps ``g0 + c``).
 
-    A constant-P+jQ phase (load model 1, PV) absorbs its scheduled power ``w`` inside its
-    voltage band and that of its constant impedance above it, ``|V|^2 w / (Vbase Vmaxpu)^2``
-    (OpenDSS's models, as ``injections._current`` states them); both in one branch-free pass
-    over the lanes. Lanes in any other zone or model go through ``_current`` itself:
-    ``Re(V conj(I))``. With every phase through the scalar model call, that call set the
-    pace: 40 us per step on the 8500-node feeder, whose frozen year puts most loads above
-    their band.
+    ``Re(V conj(I))`` of each phase: a constant-P+jQ phase (load model 1, PV) in or above its
+    band as :func:`~gridflex.powerflow.injections.constant_power_w` gives it, in one pass over
+    the lanes (``zones``: :func:`~gridflex.powerflow.injections.constant_power_zones`), every
+    other zone and model through ``_current``. With every phase through the general
+    model, its zone tests set the pace: 40 us per step on the 8500-node feeder, whose frozen
+    year puts most loads above their band.
     """
     a, b, model, vb, vlow, v95, v105, vminpu, vmaxpu, cvrw, cvrv, varbase = inj
+    fast, lo2, hi2, zf = zones
     n = vr.shape[0]
     p = np.empty(_W)
     other = np.empty(_W, dtype=np.bool_)
@@ -261,13 +268,6 @@ def _injector_powers(
     for j in range(a.shape[0]):
         ia = a[j]
         ib = b[j]
-        fast = model[j] == 1 or model[j] == PV_MODEL
-        lo = max(v95[j], vlow[j])
-        lo2 = lo * lo
-        hi2 = v105[j] * v105[j]
-        hi_factor = 1.0 / (vb[j] * vb[j])
-        if vmaxpu[j] != 0.0:
-            hi_factor /= vmaxpu[j] * vmaxpu[j]
         any_other = False
         for c in range(kk):
             dr = vr[ia, c] if ia < n else 0.0
@@ -276,9 +276,8 @@ def _injector_powers(
                 dr -= vr[ib, c]
                 di -= vi[ib, c]
             v2 = dr * dr + di * di
-            wc = w[j, g0 + c]
-            p[c] = wc if v2 <= hi2 else v2 * wc * hi_factor
-            other[c] = not (fast and v2 > lo2)
+            p[c] = constant_power_w(v2, w[j, g0 + c], hi2[j], zf[j])
+            other[c] = not (fast[j] and v2 > lo2[j])
             any_other |= other[c]
         if any_other:
             for c in range(kk):

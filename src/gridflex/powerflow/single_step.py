@@ -35,7 +35,11 @@ import numba as nb
 import numpy as np
 
 from gridflex.powerflow.accel import _GAMMA_MAX
-from gridflex.powerflow.injections import _current, constant_power_current
+from gridflex.powerflow.injections import (
+    _current,
+    constant_power_current,
+    constant_power_zones,
+)
 from gridflex.powerflow.linsolve import backward_one, forward_one, woodbury_one
 
 #: a depth-2 least-squares system this close to singular (relative to its diagonal) falls back
@@ -283,9 +287,9 @@ def kernel_setup(
 ]:  # pragma: no cover - compiled
     """The arrays :func:`fixed_point_single` takes in the factor's orders: injector rows of the
     right-hand side (``ra``, ``rb``; ``n`` = ground) and of the voltages (``ca``, ``cb``), the
-    inline constant-PQ test and its zone bounds squared, the admittance per W above Vmaxpu
-    (``zf``, see :func:`~gridflex.powerflow.injections.constant_power_current`), the source
-    current (``src_r``,
+    inline constant-PQ test, its zone bounds squared and the admittance per W above Vmaxpu
+    (``zf``; :func:`~gridflex.powerflow.injections.constant_power_zones`), the source current
+    (``src_r``,
     ``src_i``) and ``1 / V_base`` (``ivb``)."""
     n = perm_r.shape[0]
     n_inj = a.shape[0]
@@ -293,22 +297,12 @@ def kernel_setup(
     rb = np.empty(n_inj, dtype=np.int64)
     ca = np.empty(n_inj, dtype=np.int64)
     cb = np.empty(n_inj, dtype=np.int64)
-    fast = np.empty(n_inj, dtype=np.bool_)
-    lo2 = np.empty(n_inj)
-    hi2 = np.empty(n_inj)
-    zf = np.empty(n_inj)
     for j in range(n_inj):
         ra[j] = perm_r[a[j]] if a[j] < n else n
         rb[j] = perm_r[b[j]] if b[j] < n else n
         ca[j] = perm_c[a[j]] if a[j] < n else n
         cb[j] = perm_c[b[j]] if b[j] < n else n
-        fast[j] = model[j] == 1 or model[j] == 101
-        lo = max(v95[j], vlow[j])
-        lo2[j] = lo * lo
-        hi2[j] = v105[j] * v105[j]
-        zf[j] = 1.0 / (vb[j] * vb[j])
-        if vmaxpu[j] != 0.0:
-            zf[j] /= vmaxpu[j] * vmaxpu[j]
+    fast, lo2, hi2, zf = constant_power_zones(model, vlow, v95, v105, vb, vmaxpu)
     src_r = np.zeros(n)
     src_i = np.zeros(n)
     ivb = np.empty(n)
