@@ -473,20 +473,6 @@ VIOLATIONS_PARQUET_SCHEMA = pa.schema(
 )
 
 
-def _arrays_of_table(table: pd.DataFrame) -> ViolationArrays:
-    e_code, elements = pd.factorize(table["element"], sort=False)
-    k_code, kinds = pd.factorize(table["kind"], sort=False)
-    return ViolationArrays(
-        time=pd.DatetimeIndex(table["time"]),
-        element_code=e_code,
-        elements=[str(x) for x in elements],
-        kind_code=k_code,
-        kinds=[str(x) for x in kinds],
-        value=table["value"].to_numpy(dtype=np.float64),
-        limit=table["limit"].to_numpy(dtype=np.float64),
-    )
-
-
 def _violation_batch(rows: ViolationArrays) -> pa.RecordBatch:
     def dictionary(codes: npt.NDArray[np.intp], names: Sequence[str]) -> pa.DictionaryArray:
         return pa.DictionaryArray.from_arrays(
@@ -534,7 +520,9 @@ def write_violations_parquet(
         for chunk in _prefetched(iter(chunks)):
             if not len(chunk):
                 continue
-            arrays = chunk if isinstance(chunk, ViolationArrays) else _arrays_of_table(chunk)
+            arrays = (
+                chunk if isinstance(chunk, ViolationArrays) else ViolationArrays.from_frame(chunk)
+            )
             writer.write_batch(_violation_batch(arrays))
             rows += len(chunk)
     return rows

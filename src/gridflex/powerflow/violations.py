@@ -187,6 +187,21 @@ class ViolationArrays:
     def __len__(self) -> int:
         return len(self.element_code)
 
+    @classmethod
+    def from_frame(cls, table: pd.DataFrame) -> ViolationArrays:
+        """The rows of a ``violations.csv`` table (names as strings or categoricals)."""
+        e_code, elements = pd.factorize(table["element"], sort=False)
+        k_code, kinds = pd.factorize(table["kind"], sort=False)
+        return cls(
+            time=pd.DatetimeIndex(table["time"]),
+            element_code=e_code,
+            elements=[str(x) for x in elements],
+            kind_code=k_code,
+            kinds=[str(x) for x in kinds],
+            value=table["value"].to_numpy(dtype=np.float64),
+            limit=table["limit"].to_numpy(dtype=np.float64),
+        )
+
     def frame(self) -> pd.DataFrame:
         """The rows as the ``violations.csv`` table (``element`` and ``kind`` categoricals)."""
         return pd.DataFrame(
