@@ -12,7 +12,7 @@ time, 16x the work for one step).
 Per iteration and step, the NumPy path's fixed point: the right-hand side
 ``I_src - C (i(V) - y_nom V)`` (same load models, ``injections._current``), the triangular
 solves with the Woodbury correction ``x = y - Z (I + D Z_U)^-1 D y_U`` [1]_ between them
-(``linsolve.woodbury_one``), the change ``max |x - V| / V_base`` as the stopping test. The
+(``linsolve.woodbury_entries``), the change ``max |x - V| / V_base`` as the stopping test. The
 mixing is Anderson acceleration of depth 2 [2]_ (real least squares over the last two residual
 differences, depth 1 while the history is short or the two differences are nearly parallel,
 coefficients bounded like the depth-1 one): one step at a time, the extra history costs little,
@@ -40,27 +40,27 @@ from gridflex.powerflow.injections import (
     constant_power_current,
     constant_power_zones,
 )
-from gridflex.powerflow.linsolve import backward_one, forward_one, woodbury_one
+from gridflex.powerflow.linsolve import (
+    FAST_MATH,
+    backward_entries,
+    forward_entries,
+    woodbury_entries,
+)
 
 #: a depth-2 least-squares system this close to singular (relative to its diagonal) falls back
 #: to depth 1: the two residual differences point the same way
 _DET_MIN = 1e-8
-#: reassociation and fused multiply-add only: NaN/inf stay IEEE (divergence is detected by them)
-_FAST = {"contract", "reassoc", "nsz", "arcp"}
 
 
-@nb.njit(cache=True, nogil=True, fastmath=_FAST)
+@nb.njit(cache=True, nogil=True, fastmath=FAST_MATH)
 def fixed_point_single(
-    l_ptr: np.ndarray,
-    l_idx: np.ndarray,
-    l_re: np.ndarray,
-    l_im: np.ndarray,
-    u_ptr: np.ndarray,
-    u_idx: np.ndarray,
-    u_re: np.ndarray,
-    u_im: np.ndarray,
-    ud_re: np.ndarray,
-    ud_im: np.ndarray,
+    l_col: np.ndarray,
+    l_row: np.ndarray,
+    l_val: np.ndarray,
+    ud: np.ndarray,
+    u_col: np.ndarray,
+    u_row: np.ndarray,
+    u_val: np.ndarray,
     perm_r: np.ndarray,
     perm_c: np.ndarray,
     a: np.ndarray,
@@ -97,12 +97,10 @@ def fixed_point_single(
     ivb: np.ndarray,
     s_ptr: np.ndarray,
     s_idx: np.ndarray,
-    s_re: np.ndarray,
-    s_im: np.ndarray,
+    s_val: np.ndarray,
     r_ptr: np.ndarray,
     r_idx: np.ndarray,
-    r_re: np.ndarray,
-    r_im: np.ndarray,
+    r_val: np.ndarray,
     z_cols: np.ndarray,
     md: np.ndarray,
     v_out: np.ndarray,
@@ -112,61 +110,52 @@ def fixed_point_single(
 ) -> None:  # pragma: no cover - compiled
     """Solve every column of ``v0`` (N x k) in turn; results in ``v_out``, ``iters``, ...
 
-    ``ra`` ... ``ivb``: the factor's orders applied to the injectors, source and base voltages
-    (:func:`kernel_setup`, made once per factor). The low-rank update
-    (``LowRankFactor.update_arrays``): the basis columns ``z_cols`` of the
-    sparse ``S``, ``R`` and ``md = (I + D Z_U)^-1 D``, applied between the triangular solves;
-    none (``z_cols`` empty) for a plain LU. Stopping rules as the lane kernel: change below
-    ``tol`` (converged), ``max_iter`` iterations, or a non-finite change (diverged; ``last_dv``
-    = inf).
+    ``l_col`` ... ``perm_c``: the factor as :meth:`~gridflex.powerflow.linsolve.Factor.
+    single_arrays` gives it. ``ra`` ... ``ivb``: the factor's orders applied to the injectors,
+    source and base voltages (:func:`kernel_setup`, made once per factor). The low-rank update
+    (``LowRankFactor.update_arrays``): the basis columns ``z_cols`` of the sparse ``S``, ``R``
+    and ``md = (I + D Z_U)^-1 D``, applied between the triangular solves; none (``z_cols``
+    empty) for a plain LU. Stopping rules as the lane kernel: change below ``tol``
+    (converged), ``max_iter`` iterations, or a non-finite change (diverged; ``last_dv`` = inf).
     """
     n, k = v0.shape
     n_inj = a.shape[0]
-    vr = np.zeros(n + 1)  # iterate (row n: ground)
-    vi = np.zeros(n + 1)
-    wr = np.zeros(n + 1)  # right-hand side, then image (row n collects injections to ground)
-    wi = np.zeros(n + 1)
+    v = np.zeros(n + 1, dtype=np.complex128)  # iterate (row n: ground)
+    # right-hand side, then image (row n collects injections to ground)
+    g = np.zeros(n + 1, dtype=np.complex128)
+    src = np.empty(n, dtype=np.complex128)
+    for i in range(n):
+        src[i] = complex(src_r[i], src_i[i])
     # Anderson history: the last two images g and changes f (f_1, g_1 the newer)
-    g1r = np.zeros(n)
-    g1i = np.zeros(n)
-    g2r = np.zeros(n)
-    g2i = np.zeros(n)
-    f1r = np.zeros(n)
-    f1i = np.zeros(n)
-    f2r = np.zeros(n)
-    f2i = np.zeros(n)
+    g1 = np.zeros(n, dtype=np.complex128)
+    g2 = np.zeros(n, dtype=np.complex128)
+    f1 = np.zeros(n, dtype=np.complex128)
+    f2 = np.zeros(n, dtype=np.complex128)
     wl = np.empty(n_inj)
     ql = np.empty(n_inj)
     for t in range(k):
         for i in range(n):
-            z = v0[i, t]
-            vr[perm_c[i]] = z.real
-            vi[perm_c[i]] = z.imag
+            v[perm_c[i]] = v0[i, t]
         for j in range(n_inj):
             wl[j] = w[j, t]
             ql[j] = var[j, t]
         hist = 0  # iterations in the Anderson history (of this step)
         it = 0
         for i in range(n):  # the first right-hand side starts from the source
-            wr[i] = src_r[i]
-            wi[i] = src_i[i]
+            g[i] = src[i]
         while True:
             it += 1
             for j in range(n_inj):
-                ja = ca[j]
-                jb = cb[j]
-                dr = vr[ja] - vr[jb]
-                di = vi[ja] - vi[jb]
+                vd = v[ca[j]] - v[cb[j]]
+                dr = vd.real
+                di = vd.imag
                 v2 = dr * dr + di * di
-                ynr = y_nom[j].real
-                yni = y_nom[j].imag
                 if fast[j] and v2 > lo2[j]:
                     pr, pi = constant_power_current(dr, di, v2, wl[j], ql[j], hi2[j], zf[j])
-                    cr = pr - (ynr * dr - yni * di)
-                    ci = pi - (ynr * di + yni * dr)
+                    cur = complex(pr, pi)
                 else:
                     cur = _current(
-                        complex(dr, di),
+                        vd,
                         model[j],
                         vb[j],
                         vlow[j],
@@ -180,18 +169,15 @@ def fixed_point_single(
                         wl[j],
                         ql[j],
                     )
-                    cr = cur.real - (ynr * dr - yni * di)
-                    ci = cur.imag - (ynr * di + yni * dr)
-                wr[ra[j]] -= cr
-                wi[ra[j]] -= ci
-                wr[rb[j]] += cr
-                wi[rb[j]] += ci
-            forward_one(l_ptr, l_idx, l_re, l_im, wr, wi)
+                c = cur - y_nom[j] * vd
+                g[ra[j]] -= c
+                g[rb[j]] += c
+            forward_entries(l_col, l_row, l_val, g)
             if z_cols.shape[0] > 0:
-                woodbury_one(s_ptr, s_idx, s_re, s_im, r_ptr, r_idx, r_re, r_im, z_cols, md, wr, wi)
-            backward_one(u_ptr, u_idx, u_re, u_im, ud_re, ud_im, wr, wi)
-            # the image g is in wr/wi: change f = (g - v) / V_base and the inner products of
-            # the residual differences d1 = f - f_1, d2 = f_1 - f_2 (depth-2 Anderson)
+                woodbury_entries(s_ptr, s_idx, s_val, r_ptr, r_idx, r_val, z_cols, md, g)
+            backward_entries(ud, u_col, u_row, u_val, g)
+            # the image is in g: change f = (g - v) / V_base and the inner products of the
+            # residual differences d1 = f - f_1, d2 = f_1 - f_2 (depth-2 Anderson)
             d2max = 0.0
             a11 = 0.0
             a12 = 0.0
@@ -200,58 +186,47 @@ def fixed_point_single(
             b2 = 0.0
             for i in range(n):
                 s = ivb[i]
-                er = (wr[i] - vr[i]) * s
-                ei = (wi[i] - vi[i]) * s
+                e = (g[i] - v[i]) * s
+                er = e.real
+                ei = e.imag
                 d2max = max(d2max, er * er + ei * ei)  # NaN shows in a11 (below)
-                x1r = er - f1r[i]
-                x1i = ei - f1i[i]
-                x2r = f1r[i] - f2r[i]
-                x2i = f1i[i] - f2i[i]
-                a11 += x1r * x1r + x1i * x1i
-                a12 += x1r * x2r + x1i * x2i
-                a22 += x2r * x2r + x2i * x2i
-                b1 += x1r * er + x1i * ei
-                b2 += x2r * er + x2i * ei
+                x1 = e - f1[i]
+                x2 = f1[i] - f2[i]
+                a11 += x1.real * x1.real + x1.imag * x1.imag
+                a12 += x1.real * x2.real + x1.imag * x2.imag
+                a22 += x2.real * x2.real + x2.imag * x2.imag
+                b1 += x1.real * er + x1.imag * ei
+                b2 += x2.real * er + x2.imag * ei
             d = np.sqrt(d2max) if np.isfinite(a11) else np.inf
             finite = d != np.inf
             done = finite and d < tol
-            g1 = 0.0  # weights of (g - g_1) and (g_1 - g_2)
-            g2 = 0.0
+            c1 = 0.0  # weights of (g - g_1) and (g_1 - g_2)
+            c2 = 0.0
             if accelerate and hist >= 1 and not done and a11 > 0.0:
                 det = a11 * a22 - a12 * a12
                 if hist >= 2 and det > _DET_MIN * a11 * a22:
-                    g1 = (a22 * b1 - a12 * b2) / det
-                    g2 = (a11 * b2 - a12 * b1) / det
+                    c1 = (a22 * b1 - a12 * b2) / det
+                    c2 = (a11 * b2 - a12 * b1) / det
                 else:
-                    g1 = b1 / a11
-                if not (np.isfinite(g1) and np.isfinite(g2)):
-                    g1 = 0.0
-                    g2 = 0.0
-                g1 = min(max(g1, -_GAMMA_MAX), _GAMMA_MAX)
-                g2 = min(max(g2, -_GAMMA_MAX), _GAMMA_MAX)
+                    c1 = b1 / a11
+                if not (np.isfinite(c1) and np.isfinite(c2)):
+                    c1 = 0.0
+                    c2 = 0.0
+                c1 = min(max(c1, -_GAMMA_MAX), _GAMMA_MAX)
+                c2 = min(max(c2, -_GAMMA_MAX), _GAMMA_MAX)
             for i in range(n):
-                s = ivb[i]
-                gr = wr[i]
-                gi = wi[i]
-                fr = (gr - vr[i]) * s
-                fi = (gi - vi[i]) * s
-                vr[i] = gr - g1 * (gr - g1r[i]) - g2 * (g1r[i] - g2r[i])
-                vi[i] = gi - g1 * (gi - g1i[i]) - g2 * (g1i[i] - g2i[i])
-                f2r[i] = f1r[i]
-                f2i[i] = f1i[i]
-                f1r[i] = fr
-                f1i[i] = fi
-                g2r[i] = g1r[i]
-                g2i[i] = g1i[i]
-                g1r[i] = gr
-                g1i[i] = gi
-                wr[i] = src_r[i]  # the next right-hand side starts from the source
-                wi[i] = src_i[i]
+                gi = g[i]
+                fi = (gi - v[i]) * ivb[i]
+                v[i] = gi - c1 * (gi - g1[i]) - c2 * (g1[i] - g2[i])
+                f2[i] = f1[i]
+                f1[i] = fi
+                g2[i] = g1[i]
+                g1[i] = gi
+                g[i] = src[i]  # the next right-hand side starts from the source
             hist += 1
             if done or not finite or it >= max_iter:
                 for i in range(n):
-                    r = perm_c[i]
-                    v_out[i, t] = complex(vr[r], vi[r])
+                    v_out[i, t] = v[perm_c[i]]
                 iters[t] = it
                 conv[t] = done
                 last_dv[t] = d if finite else np.inf

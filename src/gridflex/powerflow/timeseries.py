@@ -489,7 +489,7 @@ def _fixed_point_single(
     conv = np.zeros(k, dtype=bool)
     last_dv = np.full(k, np.inf)
     fixed_point_single(
-        *base.arrays(),
+        *base.single_arrays(),
         *inj.kernel_arrays(),
         *_kernel_inputs(prob, w, var, y_nom),
         np.ascontiguousarray(v0, dtype=np.complex128),
