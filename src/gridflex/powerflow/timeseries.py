@@ -168,10 +168,30 @@ class _Problem:
     delta_memo: dict[tuple[int, int, int], ComplexArray] = field(default_factory=dict)
     #: Yprim block (non-ground nodes, matrix) per (device, position): built once
     block_memo: dict[tuple[int, int], tuple[IntArray, ComplexArray]] = field(default_factory=dict)
+    #: whether large batches may be split onto the extra thread (:func:`_fixed_point_fused`)
+    split: bool = True
 
     def __post_init__(self) -> None:
         self.inv_vb = np.ascontiguousarray(1.0 / self.vbase_v, dtype=np.float64)
         self.i_src_c = np.ascontiguousarray(self.i_src, dtype=np.complex128)
+
+    def fresh(self) -> _Problem:
+        """The same problem with caches and learned responses of its own, for another thread
+        (its batches are not split onto the one extra thread of :func:`_split_pool`)."""
+        return _Problem(
+            net=self.net,
+            inj=self.inj,
+            n=self.n,
+            vbase_v=self.vbase_v,
+            i_src=self.i_src,
+            y_base=self.y_base,
+            y_nom=self.y_nom,
+            reg_rc=self.reg_rc,
+            cap_rc=self.cap_rc,
+            tol_pu=self.tol_pu,
+            cache=OrderedDict(),
+            split=False,
+        )
 
     def factor(self, state: State, ncols: int = 1 << 30) -> Factor | LowRankFactor:
         """A solver for ``Y(state)``: a cached LU, or a low-rank update of the anchor LU.
@@ -567,7 +587,7 @@ def _fixed_point_fused(
     same); the halves never split again (the extra thread would wait on itself).
     """
     k = v0.shape[1]
-    if split and k >= _SPLIT_MIN_COLS and nb.get_num_threads() > 1:
+    if split and prob.split and k >= _SPLIT_MIN_COLS and nb.get_num_threads() > 1:
         h = k // 2
         half = _split_pool().submit(
             _fixed_point_fused, prob, fac, w[:, h:], var[:, h:], v0[:, h:], y_nom, max_iter,
@@ -1030,21 +1050,16 @@ def snapshot_state(net: Network, prob: _Problem | None = None, max_control_iter:
 class _Recorder:
     """Turns solved voltage blocks into the result arrays."""
 
-    def __init__(
-        self, prob: _Problem, t: int, pv_avail_kw: FloatArray, flush_cols: int = 256
-    ) -> None:
+    def __init__(self, prob: _Problem, t: int, pv_avail_kw: FloatArray) -> None:
         net = prob.net
         self.prob = prob
-        self.flush_cols = flush_cols
-        self._buf: list[tuple[IntArray, _Solved, State, FloatArray, FloatArray]] = []
-        self._nbuf = 0
         self.n = prob.n
         br = net.branches
         self.b = len(br)
         # every row is written by record_block (no fill pass over these large arrays). The
         # first write of each page costs a page fault (memory.result_array: about 0.5 s per GB
         # in small pages on the VMs this is measured on): a thread takes those faults while
-        # the solver prepares (snapshot, anchors), and recording waits for it (_record).
+        # the solver prepares (snapshot, anchors), and recording waits for it (record_states).
         # Single precision (TimeSeriesResult says why): 470 MB instead of 940 MB for a year of
         # the 8500-node feeder
         self.v_pu = result_array((t, self.n), np.float32)
@@ -1074,20 +1089,6 @@ class _Recorder:
         self.pv_phases = int(np.count_nonzero(is_pv))
         self.pv_slot = np.where(is_pv, np.cumsum(is_pv) - 1, -1).astype(np.int64)
 
-    def record(
-        self,
-        cols: IntArray,
-        solved: _Solved,
-        state: State,
-        w: FloatArray,
-        var: FloatArray,
-    ) -> None:
-        """Queue solved steps; they are turned into results in batches per control state."""
-        self._buf.append((cols, solved, state, w, var))
-        self._nbuf += int(cols.size)
-        if self._nbuf >= self.flush_cols:
-            self.flush()
-
     def record_now(
         self,
         cols: IntArray,
@@ -1097,7 +1098,7 @@ class _Recorder:
         var: FloatArray,
     ) -> None:
         """Record steps at once (thread-safe for disjoint ``cols``: each writes its own rows)."""
-        self._record(cols, solved, _per_step(state, cols.size), w, var)
+        self.record_states(cols, solved, _per_step(state, cols.size), w, var)
 
     def copy_rows(self, dst: IntArray, src: IntArray) -> None:
         """Give steps ``dst`` the results of steps ``src`` (recorded already; same inputs)."""
@@ -1119,31 +1120,7 @@ class _Recorder:
         ):
             arr[dst] = arr[src]
 
-    def flush(self) -> None:
-        """Record every queued step in one batch (steps at different taps included)."""
-        if not self._buf:
-            return
-        items = self._buf
-        self._buf = []
-        self._nbuf = 0
-        if len(items) == 1:
-            cols, solved, state, w, var = items[0]
-            self._record(cols, solved, _per_step(state, cols.size), w, var)
-            return
-        cols = np.concatenate([it[0] for it in items])
-        solved = _Solved(
-            v=np.hstack([it[1].v for it in items]),
-            iterations=np.concatenate([it[1].iterations for it in items]),
-            converged=np.concatenate([it[1].converged for it in items]),
-            max_dv_pu=np.concatenate([it[1].max_dv_pu for it in items]),
-        )
-        taps = np.vstack([_per_step(it[2], it[0].size)[0] for it in items])
-        caps = np.vstack([_per_step(it[2], it[0].size)[1] for it in items])
-        w = np.hstack([it[3] for it in items])
-        var = np.hstack([it[4] for it in items])
-        self._record(cols, solved, (taps, caps), w, var)
-
-    def _record(
+    def record_states(
         self,
         cols: IntArray,
         solved: _Solved,
@@ -1151,7 +1128,8 @@ class _Recorder:
         w: FloatArray,
         var: FloatArray,
     ) -> None:
-        """Record steps ``cols``; ``states``: each step's taps (k x R) and capacitor steps."""
+        """Record steps ``cols``; ``states``: each step's taps (k x R) and capacitor steps
+        (thread-safe for disjoint ``cols``)."""
         self._toucher.join()
         prob = self.prob
         net = prob.net
@@ -1252,6 +1230,56 @@ def _emerg_scale(net: Network) -> FloatArray:
     return np.where(ok, norm / np.where(ok, emerg, 1.0), np.nan)
 
 
+class _RecordQueue:
+    """Solved steps of one sequence of control states, turned into results in batches (steps at
+    different taps in one :meth:`_Recorder.record_now` call). One queue per thread: queues of
+    disjoint steps may flush into the same recorder at the same time."""
+
+    def __init__(self, rec: _Recorder, flush_cols: int) -> None:
+        self.rec = rec
+        self.flush_cols = flush_cols
+        self._buf: list[tuple[IntArray, _Solved, State, FloatArray, FloatArray]] = []
+        self._nbuf = 0
+
+    def record(
+        self,
+        cols: IntArray,
+        solved: _Solved,
+        state: State,
+        w: FloatArray,
+        var: FloatArray,
+    ) -> None:
+        """Queue solved steps; they are recorded once ``flush_cols`` steps wait."""
+        self._buf.append((cols, solved, state, w, var))
+        self._nbuf += int(cols.size)
+        if self._nbuf >= self.flush_cols:
+            self.flush()
+
+    def flush(self) -> None:
+        """Record every queued step in one batch (steps at different taps included)."""
+        if not self._buf:
+            return
+        items = self._buf
+        self._buf = []
+        self._nbuf = 0
+        if len(items) == 1:
+            cols, solved, state, w, var = items[0]
+            self.rec.record_now(cols, solved, state, w, var)
+            return
+        cols = np.concatenate([it[0] for it in items])
+        solved = _Solved(
+            v=np.hstack([it[1].v for it in items]),
+            iterations=np.concatenate([it[1].iterations for it in items]),
+            converged=np.concatenate([it[1].converged for it in items]),
+            max_dv_pu=np.concatenate([it[1].max_dv_pu for it in items]),
+        )
+        taps = np.vstack([_per_step(it[2], it[0].size)[0] for it in items])
+        caps = np.vstack([_per_step(it[2], it[0].size)[1] for it in items])
+        w = np.hstack([it[3] for it in items])
+        var = np.hstack([it[4] for it in items])
+        self.rec.record_states(cols, solved, (taps, caps), w, var)
+
+
 def _touch_pages(arrays: tuple[FloatArray, ...]) -> None:
     """Write one value per 4 KB page of each array (NumPy releases the GIL meanwhile)."""
     for a in arrays:
@@ -1293,6 +1321,302 @@ def _resolve_time(
     t0 = pd.Timestamp(start).tz_convert("UTC")
     times = pd.date_range(t0, periods=steps, freq=pd.Timedelta(hours=step_h))
     return pd.DatetimeIndex(times), step_h
+
+
+#: A controlled run long enough is solved as spans of steps on worker threads at once. Each
+#: span but the first starts this many hours before its first recorded step, from the model's
+#: initial control state: by its first recorded step, its control states have almost always
+#: met those of the sequential run (different starting taps on the 8500-node feeder met within
+#: 3-7 hours), which :func:`_solve_spans` checks
+_SPAN_WARMUP_H = 48.0
+#: spans per worker thread (the control actions, and so the time a span takes, vary with the
+#: season: more, shorter spans balance the threads)
+_SPANS_PER_WORKER = 4
+#: no span shorter than this many warm-ups (their cost stays a small share)
+_SPAN_MIN_WARMUPS = 10
+
+
+class _Progress:
+    """Steps done, reported to ``callback(done, total)`` from whichever thread did them."""
+
+    def __init__(
+        self, callback: Callable[[int, int], None] | None, total: int, done: int = 0
+    ) -> None:
+        self.callback = callback
+        self.total = total
+        self.done = done
+        self._lock = threading.Lock()
+
+    def add(self, k: int) -> None:
+        if self.callback is None or k <= 0:
+            return
+        with self._lock:
+            self.done += k
+            self.callback(min(self.done, self.total), self.total)
+
+
+@dataclass
+class _StepRun:
+    """What every stretch of sequential steps of one run shares (read-only)."""
+
+    power: PhasePower
+    pv_all: _PVState | None
+    step_h: float
+    controls: str
+    max_control_iter: int
+    levels: _LevelResponse | None
+    w_mean: FloatArray
+    var_mean: FloatArray
+    chunk: int
+    progress: _Progress
+
+
+@dataclass
+class _StateTrail:
+    """The control states a stretch of steps went through: after each step's control
+    iterations, from step ``first`` to ``end - 1`` (taps, capacitor steps and each capacitor's
+    last opening, in seconds)."""
+
+    first: int
+    taps: IntArray
+    caps: IntArray
+    opened_s: FloatArray
+    end: int
+
+    @classmethod
+    def empty(cls, first: int, stop: int, net: Network) -> _StateTrail:
+        k = stop - first
+        return cls(
+            first=first,
+            taps=np.zeros((k, len(net.regulators)), dtype=np.int64),
+            caps=np.zeros((k, len(net.capacitors)), dtype=np.int64),
+            opened_s=np.full((k, len(net.capacitors)), -np.inf),
+            end=first,
+        )
+
+    def set(self, cols: IntArray, state: State, last_open: FloatArray) -> None:
+        rows = cols - self.first
+        self.taps[rows] = state[0]
+        self.caps[rows] = state[1]
+        self.opened_s[rows] = last_open
+        self.end = max(self.end, int(cols[-1]) + 1)
+
+    def state_at(self, t: int) -> tuple[State, FloatArray]:
+        """The control state after step ``t`` and the capacitors' last openings then."""
+        r = t - self.first
+        state = (
+            tuple(int(x) for x in self.taps[r]),
+            tuple(int(x) for x in self.caps[r]),
+        )
+        return state, self.opened_s[r].copy()
+
+    def meets(
+        self, other: _StateTrail, cols: IntArray, step_s: float, dead_time_s: FloatArray
+    ) -> int:
+        """The first step of ``cols`` after which both trails hold the same control state and
+        the same capacitor memory (-1: none): from there on, both runs solve the same steps
+        in the same states. A last opening counts only while the next step can still fall in
+        its capacitor's dead time."""
+        lo = max(self.first, other.first)
+        hi = min(self.end, other.end)
+        for c in cols:
+            t = int(c)
+            if not lo <= t < hi:
+                continue
+            a = t - self.first
+            b = t - other.first
+            if not (
+                np.array_equal(self.taps[a], other.taps[b])
+                and np.array_equal(self.caps[a], other.caps[b])
+            ):
+                continue
+            if _capacitor_memory(self.opened_s[a], t, step_s, dead_time_s) == _capacitor_memory(
+                other.opened_s[b], t, step_s, dead_time_s
+            ):
+                return t
+        return -1
+
+
+def _capacitor_memory(
+    opened_s: FloatArray, t: int, step_s: float, dead_time_s: FloatArray
+) -> tuple[float, ...]:
+    """The last openings that can still delay a closing after step ``t`` (others: -inf)."""
+    next_s = (t + 1) * step_s
+    live = next_s - opened_s < dead_time_s
+    return tuple(float(x) for x in np.where(live, opened_s, -np.inf))
+
+
+def _run_steps(
+    prob: _Problem,
+    run: _StepRun,
+    queue: _RecordQueue,
+    state: State,
+    last_open: FloatArray,
+    start: int,
+    stop: int,
+    record_from: int,
+    meet: _StateTrail | None = None,
+) -> _StateTrail:
+    """Solve steps ``start`` to ``stop - 1`` in order, each from the control state the one
+    before left (``controls="static"``: control iterations where a control wants to act),
+    and record those from ``record_from`` on.
+
+    With ``meet`` (the states another run of these steps went through), stop after the first
+    step whose control state and capacitor memory equal ``meet``'s: the rest of that run is
+    what this one would do. ``last_open`` (each capacitor's last opening, s) is updated in
+    place. Returns the states this run went through.
+    """
+    power = run.power
+    net = prob.net
+    trail = _StateTrail.empty(start, stop, net)
+    step_s = run.step_h * 3600.0
+    dead_time = np.asarray(net.capacitors.dead_time_s, dtype=float)
+    v_prev: ComplexArray | None = None
+    p_prev = 0.0
+    t = start
+    window = run.chunk if run.controls == "off" else min(run.chunk, 32)
+
+    def keep(cols: IntArray, solved: _Solved, st: State, w: FloatArray, var: FloatArray) -> int:
+        """Record ``cols`` (those from ``record_from``); the step where ``meet`` is met."""
+        trail.set(cols, st, last_open)
+        k0 = max(0, record_from - int(cols[0]))
+        if k0 < cols.size:
+            queue.record(cols[k0:], _slice(solved, slice(k0, None)), st, w[:, k0:], var[:, k0:])
+            if meet is None:
+                run.progress.add(int(cols.size - k0))
+        return -1 if meet is None else trail.meets(meet, cols, step_s, dead_time)
+
+    while t < stop:
+        cols = np.arange(t, min(t + window, stop))
+        w, var = power.cols(cols)
+        pv_chunk = run.pv_all.sub(cols) if run.pv_all is not None else None
+        if v_prev is None:
+            v_prev, p_prev = _pilot(prob, state, run.w_mean, run.var_mean)
+        if run.levels is not None:
+            v0 = run.levels.shift(v_prev, p_prev, w.sum(axis=0))
+        else:
+            v0 = _guess(prob, state, v_prev, p_prev, w.sum(axis=0))
+        if run.controls == "static" and cols.size == 1:
+            solved = _probe(prob, state, w, var, v0, pv_chunk)
+        else:
+            solved = _solve_steps(prob, state, w, var, v0, pv_chunk)
+        first = -1 if run.controls == "off" else _first_action(prob, state, solved.v)
+        if first < 0:
+            met = keep(cols, solved, state, w, var)
+            v_prev = solved.v[:, -1].copy()
+            p_prev = float(w[:, -1].sum())
+            t = int(cols[-1]) + 1
+            window = min(run.chunk, window * 2)
+        else:
+            met = -1
+            if first > 0:  # the steps before it keep the present state
+                met = keep(
+                    cols[:first], _slice(solved, slice(0, first)), state, w[:, :first],
+                    var[:, :first],
+                )  # fmt: skip
+            if met < 0:
+                col = int(cols[first])
+                w_j = w[:, [first]]
+                var_j = var[:, [first]]
+                pv_j = pv_chunk.sub(np.array([first])) if pv_chunk is not None else None
+                state, sub, _ = _control_loop(
+                    prob,
+                    state,
+                    w_j,
+                    var_j,
+                    solved.v[:, [first]],
+                    float(col) * step_s,
+                    last_open,
+                    run.max_control_iter,
+                    pv_j,
+                )
+                met = keep(np.array([col]), sub, state, w_j, var_j)
+                v_prev = sub.v[:, 0].copy()
+                p_prev = float(w_j[:, 0].sum())
+                t = col + 1
+                window = 1  # actions come in runs: probe the next step alone
+        if met >= 0:
+            trail.end = met + 1
+            break
+    return trail
+
+
+def _warmup_steps(step_h: float) -> int:
+    """Steps a span runs before its first recorded one (at least one: its state there is what
+    :func:`_solve_spans` checks)."""
+    return max(1, int(np.ceil(_SPAN_WARMUP_H / step_h)))
+
+
+def _span_bounds(steps: int, step_h: float, workers: int) -> list[int]:
+    """Where the spans of a controlled run begin (and the run ends); ``[]``: solve it in one
+    sequence (one worker, or too few steps for spans worth their warm-up)."""
+    warm = _warmup_steps(step_h)
+    spans = min(workers * _SPANS_PER_WORKER, steps // (_SPAN_MIN_WARMUPS * warm))
+    if workers < 2 or spans < 2:
+        return []
+    return [int(x) for x in np.linspace(0, steps, spans + 1).round()]
+
+
+def _solve_spans(
+    prob: _Problem,
+    run: _StepRun,
+    rec: _Recorder,
+    state0: State,
+    bounds: list[int],
+    workers: int,
+) -> list[int]:
+    """A controlled run as spans of steps on ``workers`` threads at once (time-parallel).
+
+    The control state a step starts from is the one the step before left, so span ``s`` cannot
+    know its first state until span ``s - 1`` is done. Each span therefore starts
+    :data:`_SPAN_WARMUP_H` before its first recorded step, from the model's initial state, and
+    its states are checked afterwards against the span before: if both hold the same control
+    state (and capacitor memory) after the step before the boundary, the span solved exactly
+    the steps the sequential run would. If not, the steps from the boundary are solved again
+    in order, from the previous span's last state, until the two runs' states meet (a few
+    hours; at worst the whole span). Each thread has its own LU caches and learned responses
+    (:meth:`_Problem.fresh`); they change the starting voltages only, never a tolerance.
+
+    Returns the first step of every span that had to be solved again (for measurements).
+    """
+    warm = _warmup_steps(run.step_h)
+    n_spans = len(bounds) - 1
+    local = threading.local()
+    net = prob.net
+
+    def solve(s: int) -> _StateTrail:
+        here: _Problem | None = getattr(local, "prob", None)
+        if here is None:
+            here = local.prob = prob.fresh()
+        queue = _RecordQueue(rec, run.chunk)
+        start = 0 if s == 0 else max(0, bounds[s] - warm)
+        last_open = np.full(len(net.capacitors), -np.inf)
+        trail = _run_steps(here, run, queue, state0, last_open, start, bounds[s + 1], bounds[s])
+        queue.flush()
+        return trail
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gridflex-span") as ex:
+        trails = list(ex.map(solve, range(n_spans)))
+    redone: list[int] = []
+    state, last_open = trails[0].state_at(bounds[1] - 1)
+    step_s = run.step_h * 3600.0
+    dead_time = np.asarray(net.capacitors.dead_time_s, dtype=float)
+    for s in range(1, n_spans):
+        b = bounds[s]
+        trail = trails[s]
+        mine, opened = trail.state_at(b - 1)
+        same = mine == state and _capacitor_memory(
+            opened, b - 1, step_s, dead_time
+        ) == _capacitor_memory(last_open, b - 1, step_s, dead_time)
+        if not same:
+            redone.append(b)
+            queue = _RecordQueue(rec, run.chunk)
+            fix = _run_steps(prob, run, queue, state, last_open.copy(), b, bounds[s + 1], b, trail)
+            queue.flush()
+            if fix.end >= bounds[s + 1]:  # never met: the repair ran the whole span
+                trail = fix
+        state, last_open = trail.state_at(bounds[s + 1] - 1)
+    return redone
 
 
 @heavy_section()
@@ -1353,16 +1677,11 @@ def simulate(
         pv_all = _PVState(pv_avail.copy(), pv_avail.copy(), np.zeros_like(pv_avail), inverter)
     n = prob.n
     chunk = int(max(8, min(2048, _CHUNK_BUDGET_BYTES / (16.0 * max(n, 1) * 8))))
-    rec.flush_cols = chunk
     if controls == "off":
         state = snapshot_state(network, prob, max_control_iter)
     else:
         state = _initial_state(network)
-    last_open = np.full(len(network.capacitors), -np.inf)
-    v_prev: ComplexArray | None = None
-    p_prev = 0.0
     t = 0
-    window = chunk if controls == "off" else min(chunk, 32)
     workers = int(nb.get_num_threads())
     if controls == "off" and workers > 1 and steps > 2 * chunk:
         frozen_chunk = chunk if pv_all is not None else max(chunk, _FROZEN_CHUNK)
@@ -1372,65 +1691,26 @@ def simulate(
     levels = None
     if controls == "static" and pv_all is None:
         levels = _level_response(prob, state, power)
-    while t < steps:
-        cols = np.arange(t, min(t + window, steps))
-        w, var = power.cols(cols)
-        pv_chunk = pv_all.sub(cols) if pv_all is not None else None
-        if v_prev is None:
-            v_prev, p_prev = _pilot(prob, state, w_mean, var_mean)
-        if levels is not None:
-            v0 = levels.shift(v_prev, p_prev, w.sum(axis=0))
-        else:
-            v0 = _guess(prob, state, v_prev, p_prev, w.sum(axis=0))
-        if controls == "static" and cols.size == 1:
-            solved = _probe(prob, state, w, var, v0, pv_chunk)
-        else:
-            solved = _solve_steps(prob, state, w, var, v0, pv_chunk)
-        if controls == "off":
-            rec.record(cols, solved, state, w, var)
-            v_prev = solved.v[:, -1].copy()
-            p_prev = float(w[:, -1].sum())
-            t = int(cols[-1]) + 1
-        else:
-            acted_at = -1
-            first = _first_action(prob, state, solved.v)
-            for j, col in enumerate(cols):
-                if j != first:
-                    continue
-                # the steps before j keep the present state
-                if j > 0:
-                    rec.record(cols[:j], _slice(solved, slice(0, j)), state, w[:, :j], var[:, :j])
-                w_j = w[:, [j]]
-                var_j = var[:, [j]]
-                pv_j = pv_chunk.sub(np.array([j])) if pv_chunk is not None else None
-                state, sub, _ = _control_loop(
-                    prob,
-                    state,
-                    w_j,
-                    var_j,
-                    solved.v[:, [j]],
-                    float(col) * step_h * 3600.0,
-                    last_open,
-                    max_control_iter,
-                    pv_j,
-                )
-                rec.record(np.array([col]), sub, state, w_j, var_j)
-                v_prev = sub.v[:, 0].copy()
-                p_prev = float(w_j[:, 0].sum())
-                acted_at = j
-                break
-            if acted_at < 0:
-                rec.record(cols, solved, state, w, var)
-                v_prev = solved.v[:, -1].copy()
-                p_prev = float(w[:, -1].sum())
-                t = int(cols[-1]) + 1
-                window = min(chunk, window * 2)
-            else:
-                t = int(cols[acted_at]) + 1
-                window = 1  # actions come in runs: probe the next step alone
-        if progress is not None:
-            progress(t, steps)
-    rec.flush()
+    run = _StepRun(
+        power=power,
+        pv_all=pv_all,
+        step_h=step_h,
+        controls=controls,
+        max_control_iter=max_control_iter,
+        levels=levels,
+        w_mean=w_mean,
+        var_mean=var_mean,
+        chunk=chunk,
+        progress=_Progress(progress, steps, t),
+    )
+    last_open = np.full(len(network.capacitors), -np.inf)
+    spans = _span_bounds(steps, step_h, workers) if controls == "static" and pv_all is None else []
+    if t < steps and len(spans) > 2:
+        _solve_spans(prob, run, rec, state, spans, workers)
+    elif t < steps:
+        queue = _RecordQueue(rec, chunk)
+        _run_steps(prob, run, queue, state, last_open, t, steps, t)
+        queue.flush()
     for k in np.flatnonzero(~rec.converged):
         if not np.isfinite(rec.max_dv[k]):
             cause = "voltages diverged (no finite solution: overload or voltage collapse)"
