@@ -43,7 +43,7 @@ def _run(
         return out
 
     with monkeypatch.context() as m:
-        m.setattr(ts, "_span_bounds", lambda steps, step_h, workers: list(bounds))
+        m.setattr(ts, "_span_bounds", lambda steps, step_h, workers, nodes: list(bounds))
         m.setattr(ts, "_SPAN_WARMUP_H", warmup_h)
         m.setattr(ts, "_solve_spans", spy)
         res = ts.simulate(net, steps=STEPS, controls="static", max_control_iter=100)
@@ -111,9 +111,10 @@ def test_state_trails_meet_on_state_and_live_capacitor_memory(net8500: Network) 
 
 
 def test_span_bounds() -> None:
-    assert ts._span_bounds(8760, 1.0, 1) == []  # one worker: one sequence
-    assert ts._span_bounds(600, 1.0, 2) == []  # too short for spans worth a 48 h warm-up
-    bounds = ts._span_bounds(8760, 1.0, 2)
+    assert ts._span_bounds(8760, 1.0, 1, 8531) == []  # one worker: one sequence
+    assert ts._span_bounds(600, 1.0, 2, 8531) == []  # too short for spans worth a 48 h warm-up
+    assert ts._span_bounds(8760, 1.0, 2, 280) == []  # a small feeder: mostly Python per step
+    bounds = ts._span_bounds(8760, 1.0, 2, 8531)
     assert bounds[0] == 0
     assert bounds[-1] == 8760
     assert len(bounds) - 1 == 2 * ts._SPANS_PER_WORKER
