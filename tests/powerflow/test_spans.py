@@ -88,26 +88,37 @@ def test_a_span_whose_warmup_did_not_meet_is_solved_again(
 
 def test_state_trails_meet_on_state_and_live_capacitor_memory(net8500: Network) -> None:
     net = net8500
-    a = ts._StateTrail.empty(10, 20, net)
-    b = ts._StateTrail.empty(5, 20, net)
     state = ts._initial_state(net)
     moved = ((state[0][0] + 1, *state[0][1:]), state[1])
     never = np.full(len(net.capacitors), -np.inf)
     dead = np.full(len(net.capacitors), 300.0)
-    a.set(np.arange(10, 20), state, never)
+    b = ts._StateTrail.empty(5)
     b.set(np.arange(5, 15), moved, never)
     b.set(np.arange(15, 20), state, never)
-    cols = np.arange(10, 20)
-    assert a.meets(b, cols, 3600.0, dead) == 15
-    # a capacitor opened within the dead time of the next step: the memories differ
+    a = ts._StateTrail.empty(10)
+    a.set(np.arange(10, 20), state, never)
+    assert a.meets(b, np.arange(10, 20), 3600.0, dead) == 15
+    got, opened_then = a.state_at(12)
+    assert got == state
+    assert np.all(opened_then == never)
+    # a capacitor opened within the dead time of the step after 16: the memories differ
+    c = ts._StateTrail.empty(10)
     opened = never.copy()
     opened[0] = 16 * 3600.0 + 3500.0
-    a.set(np.array([16]), state, opened)
-    assert a.meets(b, np.array([16]), 3600.0, dead) == -1
+    c.set(np.arange(10, 20), state, opened)
+    assert c.meets(b, np.arange(15, 17), 3600.0, dead) == -1
+    assert c.meets(b, np.arange(15, 20), 3600.0, dead) == 17  # past the dead time
     # an opening the next step is past the dead time of counts as no memory
+    d = ts._StateTrail.empty(10)
     opened[0] = 16 * 3600.0 - 7200.0
-    a.set(np.array([16]), state, opened)
-    assert a.meets(b, np.array([16]), 3600.0, dead) == 16
+    d.set(np.arange(10, 20), state, opened)
+    assert d.meets(b, np.arange(16, 20), 3600.0, dead) == 16
+    # steps are set in order, without gaps
+    with pytest.raises(ValueError, match="does not follow"):
+        d.set(np.arange(25, 27), state, never)
+    d.cut(13)
+    assert d.end == 13
+    assert d.meets(b, np.arange(15, 20), 3600.0, dead) == -1  # nothing left to meet there
 
 
 def test_span_bounds() -> None:

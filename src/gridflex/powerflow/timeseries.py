@@ -1378,41 +1378,42 @@ class _StepRun:
 @dataclass
 class _StateTrail:
     """The control states a stretch of steps went through: after each step's control
-    iterations, from step ``first`` to ``end - 1`` (taps, capacitor steps and each capacitor's
-    last opening, in seconds)."""
+    iterations, from step ``first`` to ``end - 1`` (taps and capacitor steps, and each
+    capacitor's last opening in seconds). Kept as references to the states' tuples, one per
+    step: a small feeder's step is a few hundred microseconds, and array rows cost 10 us."""
 
     first: int
-    taps: IntArray
-    caps: IntArray
-    opened_s: FloatArray
+    states: list[State]
+    opened_s: list[tuple[float, ...]]
     end: int
 
     @classmethod
-    def empty(cls, first: int, stop: int, net: Network) -> _StateTrail:
-        k = stop - first
-        return cls(
-            first=first,
-            taps=np.zeros((k, len(net.regulators)), dtype=np.int64),
-            caps=np.zeros((k, len(net.capacitors)), dtype=np.int64),
-            opened_s=np.full((k, len(net.capacitors)), -np.inf),
-            end=first,
-        )
+    def empty(cls, first: int) -> _StateTrail:
+        return cls(first=first, states=[], opened_s=[], end=first)
 
     def set(self, cols: IntArray, state: State, last_open: FloatArray) -> None:
-        rows = cols - self.first
-        self.taps[rows] = state[0]
-        self.caps[rows] = state[1]
-        self.opened_s[rows] = last_open
-        self.end = max(self.end, int(cols[-1]) + 1)
+        """Steps ``cols`` (consecutive, following the last ones set) ended in ``state``."""
+        r0 = int(cols[0]) - self.first
+        k = int(cols.size)
+        if r0 != len(self.states):
+            raise ValueError(
+                f"state trail: step {int(cols[0])} does not follow step {self.end - 1}"
+            )
+        opened = tuple(last_open.tolist())
+        self.states.extend([state] * k)
+        self.opened_s.extend([opened] * k)
+        self.end = self.first + len(self.states)
 
     def state_at(self, t: int) -> tuple[State, FloatArray]:
         """The control state after step ``t`` and the capacitors' last openings then."""
         r = t - self.first
-        state = (
-            tuple(int(x) for x in self.taps[r]),
-            tuple(int(x) for x in self.caps[r]),
-        )
-        return state, self.opened_s[r].copy()
+        return self.states[r], np.asarray(self.opened_s[r], dtype=float)
+
+    def cut(self, end: int) -> None:
+        """Forget the steps from ``end`` on."""
+        del self.states[end - self.first :]
+        del self.opened_s[end - self.first :]
+        self.end = self.first + len(self.states)
 
     def meets(
         self, other: _StateTrail, cols: IntArray, step_s: float, dead_time_s: FloatArray
@@ -1429,14 +1430,11 @@ class _StateTrail:
                 continue
             a = t - self.first
             b = t - other.first
-            if not (
-                np.array_equal(self.taps[a], other.taps[b])
-                and np.array_equal(self.caps[a], other.caps[b])
-            ):
+            if self.states[a] != other.states[b]:
                 continue
-            if _capacitor_memory(self.opened_s[a], t, step_s, dead_time_s) == _capacitor_memory(
-                other.opened_s[b], t, step_s, dead_time_s
-            ):
+            mine = _capacitor_memory(np.asarray(self.opened_s[a]), t, step_s, dead_time_s)
+            theirs = _capacitor_memory(np.asarray(other.opened_s[b]), t, step_s, dead_time_s)
+            if mine == theirs:
                 return t
         return -1
 
@@ -1472,7 +1470,7 @@ def _run_steps(
     """
     power = run.power
     net = prob.net
-    trail = _StateTrail.empty(start, stop, net)
+    trail = _StateTrail.empty(start)
     step_s = run.step_h * 3600.0
     dead_time = np.asarray(net.capacitors.dead_time_s, dtype=float)
     v_prev: ComplexArray | None = None
@@ -1540,7 +1538,7 @@ def _run_steps(
                 t = col + 1
                 window = 1  # actions come in runs: probe the next step alone
         if met >= 0:
-            trail.end = met + 1
+            trail.cut(met + 1)
             break
     return trail
 
