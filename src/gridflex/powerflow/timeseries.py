@@ -116,9 +116,9 @@ _RESPONSE_LEVELS = 17
 #: solves of up to this many steps on a plain LU run one step at a time in the single-step
 #: kernel (the lane kernel does 16 steps' work for any number up to 16)
 _SINGLE_MAX_COLS = 4
-#: solves of this many columns or more run as two halves on two threads (controlled runs'
-#: windows between control actions; the frozen year has its own thread pool): one full lane
-#: group each
+#: solves of this many columns or more run as two halves on two threads (the windows between
+#: control actions of a controlled run in one sequence; the frozen year and the spans of a
+#: controlled one have threads of their own): one full lane group each
 _SPLIT_MIN_COLS = 2 * 16
 _SPLIT_POOL: list[ThreadPoolExecutor] = []
 
@@ -584,7 +584,9 @@ def _fixed_point_fused(
 
     With ``split``, :data:`_SPLIT_MIN_COLS` columns or more are solved as two halves on two
     threads (the kernel releases the GIL; columns are independent, so the numbers are the
-    same); the halves never split again (the extra thread would wait on itself).
+    same); the halves never split again (the extra thread would wait on itself), nor do the
+    solves of a problem that runs on a thread of its own (``prob.split``: the spans of
+    :func:`_solve_spans` already keep the cores busy).
     """
     k = v0.shape[1]
     if split and prob.split and k >= _SPLIT_MIN_COLS and nb.get_num_threads() > 1:
