@@ -23,17 +23,16 @@ import numpy as np
 from gridflex.powerflow.accel import _GAMMA_MAX
 from gridflex.powerflow.guess import hermite_weights
 from gridflex.powerflow.injections import _current, constant_power_current
+from gridflex.powerflow.linsolve import FAST_MATH
 from gridflex.powerflow.single_step import kernel_setup
 
 #: steps solved side by side (compile-time constant, see the module docstring)
 LANES = 16
 #: the spline arguments of :func:`fixed_point_lanes` when the starts come from ``v0``
 NO_SPLINE = (np.zeros(0), np.zeros((0, 4, 0)), np.zeros(0))
-#: reassociation and fused multiply-add only: NaN/inf stay IEEE (divergence is detected by them)
-_FAST = {"contract", "reassoc", "nsz", "arcp"}
 
 
-@nb.njit(cache=True, nogil=True, fastmath=_FAST)
+@nb.njit(cache=True, nogil=True, fastmath=FAST_MATH)
 def fixed_point_lanes(
     l_ptr: np.ndarray,
     l_idx: np.ndarray,

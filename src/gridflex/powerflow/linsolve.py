@@ -222,8 +222,9 @@ def forward_one(
             wi[i] -= l_re[p] * xi + l_im[p] * xr
 
 
-#: The fast-math flags of the single-column kernels: reassociation and fused multiply-add only,
-#: so NaN and inf stay IEEE (a diverging iteration is detected by them).
+#: The fast-math flags of every solver and recording kernel: reassociation and fused
+#: multiply-add only, so NaN and inf stay IEEE (a diverging iteration is detected by them, and
+#: a diverged step's NaN voltages must give NaN loading).
 FAST_MATH = {"contract", "reassoc", "nsz", "arcp"}
 
 

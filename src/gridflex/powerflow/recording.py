@@ -24,6 +24,7 @@ from gridflex.powerflow.injections import (
     constant_power_w,
     constant_power_zones,
 )
+from gridflex.powerflow.linsolve import FAST_MATH
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -149,12 +150,9 @@ def _phase_rows(n_terms: int, n_conds: int, n_phases: int) -> IntArray:
 _W = 16
 #: nodes per tile of the magnitude pass (16 lanes x 512 x 8 B = 64 KB: stays in L2)
 _TILE = 512
-#: reassociation and fused multiply-add only: NaN/inf semantics stay IEEE (a diverged step's
-#: NaN voltages must give NaN loading, checked explicitly below)
-_FAST = {"contract", "reassoc", "nsz", "arcp"}
 
 
-@nb.njit(cache=True, nogil=True, fastmath=_FAST)
+@nb.njit(cache=True, nogil=True, fastmath=FAST_MATH)
 def record_block(
     v: np.ndarray,
     inv_vb: np.ndarray,
@@ -316,7 +314,7 @@ def _injector_powers(
                 p_pv_w[slot, g0 + c] = p[c]
 
 
-@nb.njit(cache=True, nogil=True, fastmath=_FAST)
+@nb.njit(cache=True, nogil=True, fastmath=FAST_MATH)
 def _branch_max(
     vr: np.ndarray,
     vi: np.ndarray,
@@ -358,7 +356,7 @@ def _branch_max(
             out[b, c] = mx[c]
 
 
-@nb.njit(cache=True, nogil=True, fastmath=_FAST)
+@nb.njit(cache=True, nogil=True, fastmath=FAST_MATH)
 def _regulator_max(
     vr: np.ndarray,
     vi: np.ndarray,
