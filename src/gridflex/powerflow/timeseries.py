@@ -1275,8 +1275,9 @@ class _RecordQueue:
             converged=np.concatenate([it[1].converged for it in items]),
             max_dv_pu=np.concatenate([it[1].max_dv_pu for it in items]),
         )
-        taps = np.vstack([_per_step(it[2], it[0].size)[0] for it in items])
-        caps = np.vstack([_per_step(it[2], it[0].size)[1] for it in items])
+        per_step = [_per_step(it[2], it[0].size) for it in items]
+        taps = np.vstack([st[0] for st in per_step])
+        caps = np.vstack([st[1] for st in per_step])
         w = np.hstack([it[3] for it in items])
         var = np.hstack([it[4] for it in items])
         self.rec.record_states(cols, solved, (taps, caps), w, var)
@@ -1387,24 +1388,26 @@ class _StateTrail:
     first: int
     states: list[State]
     opened_s: list[tuple[float, ...]]
-    end: int
 
     @classmethod
     def empty(cls, first: int) -> _StateTrail:
-        return cls(first=first, states=[], opened_s=[], end=first)
+        return cls(first=first, states=[], opened_s=[])
+
+    @property
+    def end(self) -> int:
+        """One past the last step held."""
+        return self.first + len(self.states)
 
     def set(self, cols: IntArray, state: State, last_open: FloatArray) -> None:
         """Steps ``cols`` (consecutive, following the last ones set) ended in ``state``."""
-        r0 = int(cols[0]) - self.first
-        k = int(cols.size)
-        if r0 != len(self.states):
+        if int(cols[0]) != self.end:
             raise ValueError(
                 f"state trail: step {int(cols[0])} does not follow step {self.end - 1}"
             )
+        k = int(cols.size)
         opened = tuple(last_open.tolist())
         self.states.extend([state] * k)
         self.opened_s.extend([opened] * k)
-        self.end = self.first + len(self.states)
 
     def state_at(self, t: int) -> tuple[State, FloatArray]:
         """The control state after step ``t`` and the capacitors' last openings then."""
@@ -1415,7 +1418,6 @@ class _StateTrail:
         """Forget the steps from ``end`` on."""
         del self.states[end - self.first :]
         del self.opened_s[end - self.first :]
-        self.end = self.first + len(self.states)
 
     def meets(
         self, other: _StateTrail, cols: IntArray, step_s: float, dead_time_s: FloatArray
@@ -1602,24 +1604,21 @@ def _solve_spans(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gridflex-span") as ex:
         trails = list(ex.map(solve, range(n_spans)))
     redone: list[int] = []
-    state, last_open = trails[0].state_at(bounds[1] - 1)
     step_s = run.step_h * 3600.0
     dead_time = np.asarray(net.capacitors.dead_time_s, dtype=float)
+    before = trails[0]  # the run that holds the true states up to the present boundary
     for s in range(1, n_spans):
         b = bounds[s]
         trail = trails[s]
-        mine, opened = trail.state_at(b - 1)
-        same = mine == state and _capacitor_memory(
-            opened, b - 1, step_s, dead_time
-        ) == _capacitor_memory(last_open, b - 1, step_s, dead_time)
-        if not same:
+        if before.meets(trail, np.array([b - 1]), step_s, dead_time) < 0:
             redone.append(b)
+            state, last_open = before.state_at(b - 1)
             queue = _RecordQueue(rec, run.chunk)
-            fix = _run_steps(prob, run, queue, state, last_open.copy(), b, bounds[s + 1], b, trail)
+            fix = _run_steps(prob, run, queue, state, last_open, b, bounds[s + 1], b, trail)
             queue.flush()
             if fix.end >= bounds[s + 1]:  # never met: the repair ran the whole span
                 trail = fix
-        state, last_open = trail.state_at(bounds[s + 1] - 1)
+        before = trail
     return redone
 
 
@@ -1707,14 +1706,14 @@ def simulate(
         chunk=chunk,
         progress=_Progress(progress, steps, t),
     )
-    last_open = np.full(len(network.capacitors), -np.inf)
     spans = []
     if controls == "static" and pv_all is None:
         spans = _span_bounds(steps, step_h, workers, n)
-    if t < steps and len(spans) > 2:
+    if t < steps and spans:
         _solve_spans(prob, run, rec, state, spans, workers)
     elif t < steps:
         queue = _RecordQueue(rec, chunk)
+        last_open = np.full(len(network.capacitors), -np.inf)
         _run_steps(prob, run, queue, state, last_open, t, steps, t)
         queue.flush()
     for k in np.flatnonzero(~rec.converged):
